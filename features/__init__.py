@@ -1,0 +1,1 @@
+"""Feature definitions and window maths: pure Python, no Kafka."""

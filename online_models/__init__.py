@@ -1,0 +1,1 @@
+"""River models per task, their registry and (later) learning, evaluation and persistence."""

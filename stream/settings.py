@@ -1,0 +1,94 @@
+"""One settings object, read from ``SCORESTREAM_*`` environment variables.
+
+Every knob of Scorestream lives here, with its default, so there is one place to
+read how the engine is configured and no second way to configure it.
+
+>>> s = Settings.from_env({"SCORESTREAM_PARTITIONS": "2"})
+>>> s.partitions, s.kafka_bootstrap
+(2, '127.0.0.1:9092')
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+PREFIX = "SCORESTREAM_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Engine configuration; each field is ``SCORESTREAM_<FIELD NAME IN CAPITALS>``."""
+
+    #: Kafka bootstrap servers the worker, producer and topic admin connect to.
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    #: Apache Kafka release the local broker runs (jars from Maven Central).
+    kafka_version: str = "3.9.1"
+    #: Port of the local broker's KRaft controller listener.
+    kafka_controller_port: int = 9093
+    #: Heap of the local broker's JVM, in MiB.
+    kafka_heap_mb: int = 512
+    #: Folder for local state: Kafka jars cache, broker data and logs, worker data.
+    home: Path = Path(".scorestream")
+    #: Partitions of every topic created by ``scorestream topics create``.
+    partitions: int = 4
+    #: Faust application id (consumer group and changelog topic prefix).
+    app_id: str = "scorestream"
+    #: Port of the worker's web server (``/metrics`` lives there).
+    web_port: int = 6066
+    #: Transactions whose fraud score is at least this go to ``fraud-alerts``.
+    fraud_alert_threshold: float = 0.5
+    #: Largest batch of events the worker scores at once.
+    batch_size: int = 500
+    #: Longest wait, in seconds, for a batch to fill before it is scored anyway.
+    batch_timeout_s: float = 0.02
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``environ`` (default: the process environment)."""
+        environ = os.environ if environ is None else environ
+        values = {}
+        for field in fields(cls):
+            raw = environ.get(PREFIX + field.name.upper())
+            if raw is None:
+                continue
+            kind = type(field.default)
+            try:
+                values[field.name] = kind(raw)
+            except ValueError as exc:
+                msg = f"{PREFIX}{field.name.upper()}={raw!r} is not a valid {kind.__name__}"
+                raise ValueError(msg) from exc
+        return cls(**values)
+
+    @property
+    def kafka_host(self) -> str:
+        return self.kafka_bootstrap.split(",")[0].rsplit(":", 1)[0]
+
+    @property
+    def kafka_port(self) -> int:
+        return int(self.kafka_bootstrap.split(",")[0].rsplit(":", 1)[1])
+
+    @property
+    def kafka_dir(self) -> Path:
+        """Where the broker's jars are cached (kept across ``kafka stop``)."""
+        return self.home / f"kafka-{self.kafka_version}"
+
+    @property
+    def broker_dir(self) -> Path:
+        """The local broker's data, logs and PID file."""
+        return self.home / "broker"
+
+    @property
+    def worker_dir(self) -> Path:
+        """Faust's data directory for the worker (table stores, offsets)."""
+        return self.home / "worker"
+
+
+def document() -> str:
+    """A table of every setting, its variable and default (for the README and ``--help``)."""
+    lines = ["| variable | default |", "|---|---|"]
+    for field in fields(Settings):
+        lines.append(f"| `{PREFIX}{field.name.upper()}` | `{field.default}` |")
+    return "\n".join(lines)
