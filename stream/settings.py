@@ -30,8 +30,10 @@ class Settings:
     kafka_controller_port: int = 9093
     #: Heap of the local broker's JVM, in MiB.
     kafka_heap_mb: int = 512
-    #: Folder for local state: Kafka jars cache, broker data and logs, worker data.
+    #: Folder for local state: broker data and logs, worker data.
     home: Path = Path(".scorestream")
+    #: Folder where downloaded Kafka jars are cached (shared by every ``home``).
+    kafka_cache: Path = Path(".scorestream/cache")
     #: Partitions of every topic created by ``scorestream topics create``.
     partitions: int = 4
     #: Faust application id (consumer group and changelog topic prefix).
@@ -73,7 +75,7 @@ class Settings:
     @property
     def kafka_dir(self) -> Path:
         """Where the broker's jars are cached (kept across ``kafka stop``)."""
-        return self.home / f"kafka-{self.kafka_version}"
+        return self.kafka_cache / f"kafka-{self.kafka_version}"
 
     @property
     def broker_dir(self) -> Path:

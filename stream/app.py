@@ -1,0 +1,132 @@
+"""The Faust application: topics, changelog-backed state tables, one thin agent per task, /metrics.
+
+Each agent takes a batch of raw records from its input topic, hands it to the
+pure :class:`~stream.pipeline.BatchScorer`, then writes the batch's state and
+outputs and waits until Kafka acknowledged all of them. Only then does Faust
+acknowledge the batch's records, so their offsets are committed after their
+scores exist (at-least-once).
+
+State is one changelog-backed Faust table per entity (customer, visitor), with
+raw ``bytes`` keys and values. A key's changelog record goes to the partition of
+the input record that touched it, which is where Faust recovers it from when
+that input partition is assigned to a worker, whatever partitioner the
+producer of the input used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import faust
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from stream.metrics import Metrics
+from stream.pipeline import TASKS, BatchResult, BatchScorer, InputRecord, ScoringTask
+from stream.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> faust.App:
+    """A Faust app scoring every task in :data:`~stream.pipeline.TASKS`."""
+    settings.worker_dir.mkdir(parents=True, exist_ok=True)  # Faust does not create it
+    app = faust.App(
+        settings.app_id,
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        datadir=str(settings.worker_dir),
+        store="memory://",
+        topic_partitions=settings.partitions,
+        topic_allow_declare=True,
+        consumer_auto_offset_reset="earliest",
+        web_port=settings.web_port,
+        web_host="0.0.0.0",
+        web_in_thread=False,
+    )
+    registry = registry if registry is not None else CollectorRegistry()
+    metrics = Metrics.create(registry)
+    for task in TASKS.values():
+        _add_scoring_agent(app, task, settings, metrics)
+    _add_metrics_page(app, registry)
+    _quiet_root_logger(app)
+    return app
+
+
+def _add_scoring_agent(app: faust.App, task: ScoringTask, settings: Settings,
+                       metrics: Metrics) -> None:
+    topic = app.topic(task.input_topic, key_type=bytes, value_type=bytes,
+                      partitions=settings.partitions)
+    table = app.Table(f"{task.features.entity}-state", key_type=bytes, value_type=bytes,
+                      partitions=settings.partitions)
+    scorer = BatchScorer(task, settings.fraud_alert_threshold)
+
+    async def score(stream: faust.StreamT) -> None:
+        arrivals: list[float] = []
+        stream.add_processor(_stamp_arrival(arrivals))
+        async for events in stream.take_events(settings.batch_size, settings.batch_timeout_s):
+            records = [InputRecord(e.value, e.key, e.message.partition, e.message.offset)
+                       for e in events]
+            result = scorer.score_batch(records, table.data.get)
+            await _deliver(app, table, result)
+            done = time.monotonic()
+            _observe(metrics, task, result, len(records), [done - t for t in arrivals[:len(records)]])
+            del arrivals[:len(records)]
+
+    app.agent(topic, name=f"score-{task.name}")(score)
+
+
+def _stamp_arrival(arrivals: list[float]) -> Callable[[Any], Any]:
+    """A stream processor that records when each record reached the agent."""
+    def stamp(value: Any) -> Any:
+        arrivals.append(time.monotonic())
+        return value
+    return stamp
+
+
+async def _deliver(app: faust.App, table: faust.Table, result: BatchResult) -> None:
+    """Write the batch's state and outputs, and wait until Kafka acknowledged every record."""
+    pending = []
+    for key, (partition, value) in result.state_writes.items():
+        table.data[key] = value  # the local store; its changelog record is sent just below
+        pending.append(table.send_changelog(partition, key, value))
+    for out in result.outputs:
+        pending.append(await app.producer.send(out.topic, out.key, out.value, None, None, None))
+    await asyncio.gather(*pending)
+
+
+def _observe(metrics: Metrics, task: ScoringTask, result: BatchResult, consumed: int,
+             latencies: list[float]) -> None:
+    metrics.events_consumed.labels(topic=task.input_topic).inc(consumed)
+    metrics.batch_size.labels(topic=task.input_topic).observe(consumed)
+    for out in result.outputs:
+        metrics.outputs_produced.labels(topic=out.topic).inc()
+    for reason in result.invalid:
+        metrics.invalid_events.labels(topic=task.input_topic, reason=reason).inc()
+    if result.alerts:
+        metrics.fraud_alerts.inc(result.alerts)
+    score_hist = metrics.score.labels(task=task.name)
+    for score in result.scores:
+        score_hist.observe(score)
+    latency_hist = metrics.event_to_score_latency.labels(topic=task.input_topic)
+    for latency in latencies:
+        latency_hist.observe(latency)
+
+
+def _add_metrics_page(app: faust.App, registry: CollectorRegistry) -> None:
+    @app.page("/metrics")
+    async def metrics_page(web: Any, request: Any) -> Any:
+        content_type = CONTENT_TYPE_LATEST.split(";")[0]  # aiohttp sets the charset itself
+        return web.bytes(generate_latest(registry), content_type=content_type)
+
+
+def _quiet_root_logger(app: faust.App) -> None:
+    """Undo the DEBUG root logger Faust's terminal spinner sets, which slows the hot path."""
+    @app.task
+    async def reset_root_logger() -> None:
+        level = logging.getLevelName(str(app.conf.loglevel or "WARNING").upper())
+        if not isinstance(level, int):
+            level = logging.WARNING
+        logging.getLogger().setLevel(level)

@@ -1,0 +1,135 @@
+"""The ``scorestream`` console script: broker, topics, worker, simulator, producer and demo.
+
+Every subcommand reads the same :class:`~stream.settings.Settings` from the
+environment; its flags only say what to do, not how the engine is configured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from stream.settings import Settings, document
+
+
+def _kafka(args: argparse.Namespace, settings: Settings) -> int:
+    from stream import kafka_local
+
+    try:
+        if args.action == "start":
+            print(kafka_local.start(settings))
+        elif args.action == "stop":
+            print("stopped" if kafka_local.stop(settings) else "no broker was running")
+        else:
+            status = kafka_local.status(settings)
+            print(status)
+            return 0 if status.running else 3
+    except kafka_local.BrokerError as exc:
+        print(f"scorestream kafka {args.action}: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _topics(args: argparse.Namespace, settings: Settings) -> int:
+    from stream import admin
+
+    if args.action == "create":
+        created = asyncio.run(admin.create_topics(settings))
+        print(f"created {len(created)} topic(s) with {settings.partitions} partitions: "
+              f"{', '.join(created) or 'all existed already'}")
+    else:
+        deleted = asyncio.run(admin.delete_topics(settings, prefix=settings.app_id + "-"))
+        print(f"deleted {len(deleted)} topic(s): {', '.join(deleted) or 'none existed'}")
+    return 0
+
+
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    from stream.app import create_app
+
+    app = create_app(settings)
+    faust_args = list(args.faust_args)
+    if not any(a.startswith(("-l", "--loglevel")) for a in faust_args):
+        faust_args = ["--loglevel", "warn", *faust_args]
+    sys.argv = ["scorestream worker", "worker", *faust_args]
+    app.main()
+    return 0
+
+
+def _simulate(args: argparse.Namespace, settings: Settings) -> int:
+    from simulator import simulate, write_jsonl
+    from stream.producer import produce_events
+
+    events = simulate(args.events or None, seed=args.seed)
+    if args.out:
+        count = write_jsonl(events, args.out)
+        print(f"wrote {count} events to {args.out}")
+        return 0
+    print(asyncio.run(produce_events(events, settings, rate=args.rate)))
+    return 0
+
+
+def _produce(args: argparse.Namespace, settings: Settings) -> int:
+    from stream.producer import produce_events, read_event_lines
+
+    report = asyncio.run(produce_events(read_event_lines(args.file), settings, rate=args.rate))
+    print(report)
+    return 0
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from stream.demo import run_demo
+
+    return run_demo(settings, events=args.events, rate=args.rate, duration=args.duration)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="scorestream",
+        description="Streaming real-time scoring: Kafka + Faust + River.",
+        epilog="Configuration (environment variables):\n" + document(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    kafka = commands.add_parser("kafka", help="run a local single-node Kafka broker (KRaft)")
+    kafka.add_argument("action", choices=["start", "stop", "status"])
+    kafka.set_defaults(run=_kafka)
+
+    topics = commands.add_parser("topics", help="create or delete Scorestream's topics")
+    topics.add_argument("action", choices=["create", "delete"])
+    topics.set_defaults(run=_topics)
+
+    worker = commands.add_parser(
+        "worker", help="run the scoring worker (extra arguments go to Faust's worker command)")
+    worker.add_argument("faust_args", nargs=argparse.REMAINDER)
+    worker.set_defaults(run=_worker)
+
+    simulate = commands.add_parser("simulate", help="simulated events, to Kafka or to a file")
+    simulate.add_argument("--events", type=int, default=10_000, help="0 means endless")
+    simulate.add_argument("--seed", type=int, default=0)
+    simulate.add_argument("--rate", type=float, default=None, help="events per second")
+    simulate.add_argument("--out", default=None, help="write JSON lines here instead of Kafka")
+    simulate.set_defaults(run=_simulate)
+
+    produce = commands.add_parser("produce", help="send an event file to Kafka in file order")
+    produce.add_argument("file")
+    produce.add_argument("--rate", type=float, default=None, help="events per second")
+    produce.set_defaults(run=_produce)
+
+    demo = commands.add_parser("demo", help="broker + worker + simulator, with live scores")
+    demo.add_argument("--events", type=int, default=0, help="0 means endless")
+    demo.add_argument("--rate", type=float, default=200.0, help="events per second")
+    demo.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.run(args, Settings.from_env())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

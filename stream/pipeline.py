@@ -1,0 +1,187 @@
+"""The pure batch core: records in → validation → features → champion's score → records out.
+
+It knows nothing of Faust or Kafka clients: the worker hands it a batch of raw
+records and a way to read each entity's state, and gets back the records to
+produce and the state to write. That keeps the hot path measurable and testable
+without a broker, and lets the way records reach it change without touching it.
+
+>>> scorer = BatchScorer(TASKS["fraud"], fraud_alert_threshold=0.5)
+>>> raw = (b'{"event_id": "t1", "ts": 1767225600000, "customer_id": "c1",'
+...        b' "terminal_id": "k1", "amount": 25.0}')
+>>> result = scorer.score_batch([InputRecord(raw, b"c1", 0, 0)], load_state=lambda key: None)
+>>> [out.topic for out in result.outputs], sorted(result.state_writes)
+(['transaction-scores'], [b'c1'])
+>>> result = scorer.score_batch([InputRecord(b"{oops", None, 0, 1)], load_state=lambda key: None)
+>>> [out.topic for out in result.outputs], result.invalid
+(['dead-letter'], ['malformed_json'])
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from features.registry import TASK_FEATURES, FeatureSet
+from online_models.registry import CHAMPIONS, MODELS
+from stream import topics
+from stream.events import InvalidEvent, parse_transaction, parse_web_event
+
+
+@dataclass(frozen=True, slots=True)
+class InputRecord:
+    """One consumed Kafka record, as the core needs it."""
+
+    value: bytes | None
+    key: bytes | None
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class OutputRecord:
+    """One record to produce."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+
+
+@dataclass
+class BatchResult:
+    """What scoring a batch produced: records to send, state to write, and counts for metrics."""
+
+    outputs: list[OutputRecord] = field(default_factory=list)
+    #: entity key → (partition of the record that last touched it, serialised state)
+    state_writes: dict[bytes, tuple[int, bytes]] = field(default_factory=dict)
+    #: one dead-letter reason per invalid record
+    invalid: list[str] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)
+    alerts: int = 0
+
+
+@dataclass(frozen=True)
+class ScoringTask:
+    """How one input topic is scored: its parser, its entity key, its features and outputs."""
+
+    name: str
+    input_topic: str
+    parse: Callable[[bytes], Any]
+    entity_field: str
+    passthrough: tuple[str, ...]
+    features: FeatureSet
+    score_topic: str
+    alert_topic: str | None = None
+
+
+TASKS = {
+    "fraud": ScoringTask(
+        name="fraud",
+        input_topic=topics.TRANSACTIONS,
+        parse=parse_transaction,
+        entity_field="customer_id",
+        passthrough=("customer_id", "terminal_id"),
+        features=TASK_FEATURES["fraud"],
+        score_topic=topics.TRANSACTION_SCORES,
+        alert_topic=topics.FRAUD_ALERTS,
+    ),
+    "lead": ScoringTask(
+        name="lead",
+        input_topic=topics.WEB_EVENTS,
+        parse=parse_web_event,
+        entity_field="visitor_id",
+        passthrough=("visitor_id", "session_id"),
+        features=TASK_FEATURES["lead"],
+        score_topic=topics.LEAD_SCORES,
+    ),
+}
+
+
+def iso_ts(ts_ms: int) -> str:
+    """Event time as ISO-8601 UTC with milliseconds.
+
+    >>> iso_ts(1767225600123)
+    '2026-01-01T00:00:00.123Z'
+    """
+    moment = datetime.fromtimestamp(ts_ms / 1000, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def dead_letter(task: ScoringTask, record: InputRecord, error: InvalidEvent) -> OutputRecord:
+    """A dead-letter record that keeps the original bytes and says why they were refused."""
+    body: dict[str, Any] = {
+        "source_topic": task.input_topic,
+        "partition": record.partition,
+        "offset": record.offset,
+        "reason": error.reason,
+        "detail": error.detail,
+        "key": record.key.decode("utf-8", "replace") if record.key is not None else None,
+    }
+    try:
+        body["value"] = record.value.decode("utf-8") if record.value is not None else None
+    except UnicodeDecodeError:
+        body["value_base64"] = base64.b64encode(record.value).decode("ascii")
+    return OutputRecord(topics.DEAD_LETTER, record.key, orjson.dumps(body))
+
+
+class BatchScorer:
+    """Scores batches of one task's records with its champion model."""
+
+    def __init__(self, task: ScoringTask, fraud_alert_threshold: float = 0.5) -> None:
+        self.task = task
+        champion = CHAMPIONS[task.name]
+        self.model_name = MODELS[(task.name, champion)].full_name
+        self.model = MODELS[(task.name, champion)].factory(task.name)
+        self.alert_threshold = fraud_alert_threshold
+
+    def score_batch(
+        self, records: Sequence[InputRecord], load_state: Callable[[bytes], bytes | None]
+    ) -> BatchResult:
+        """Score every record in order; invalid ones become dead letters, never exceptions."""
+        result = BatchResult()
+        states: dict[bytes, Any] = {}
+        partitions: dict[bytes, int] = {}
+        for record in records:
+            try:
+                if record.value is None:
+                    raise InvalidEvent("missing_value", "the record has no value (tombstone)")
+                event = self.task.parse(record.value)
+            except InvalidEvent as error:
+                result.invalid.append(error.reason)
+                result.outputs.append(dead_letter(self.task, record, error))
+                continue
+            entity = getattr(event, self.task.entity_field).encode()
+            state = states.get(entity)
+            if state is None:
+                state = self._load(entity, load_state)
+                states[entity] = state
+            partitions[entity] = record.partition
+            self._score_one(event, state, result)
+        result.state_writes = {key: (partitions[key], s.to_bytes()) for key, s in states.items()}
+        return result
+
+    def _load(self, entity: bytes, load_state: Callable[[bytes], bytes | None]) -> Any:
+        raw = load_state(entity)
+        features = self.task.features
+        return features.new_state() if raw is None else features.state_from_bytes(raw)
+
+    def _score_one(self, event: Any, state: Any, result: BatchResult) -> None:
+        features = self.task.features
+        features.update(state, event)
+        values = features.compute(state, event)
+        score = self.model.predict_proba_one(values).get(True, 0.0)
+        body = {"event_id": event.event_id, "ts": iso_ts(event.ts_ms)}
+        for name in self.task.passthrough:
+            body[name] = getattr(event, name)
+        body.update(score=score, model=self.model_name, features=values)
+        key = getattr(event, self.task.entity_field).encode()
+        result.outputs.append(OutputRecord(self.task.score_topic, key, orjson.dumps(body)))
+        result.scores.append(score)
+        if self.task.alert_topic is not None and score >= self.alert_threshold:
+            body["threshold"] = self.alert_threshold
+            result.outputs.append(OutputRecord(self.task.alert_topic, key, orjson.dumps(body)))
+            result.alerts += 1

@@ -1,0 +1,55 @@
+"""The pure batch core: one score per valid event, dead letters for the rest, state per entity."""
+
+import orjson
+
+from stream.pipeline import TASKS, BatchScorer, InputRecord
+
+T0 = 1_767_225_600_000
+
+
+def tx(i, customer="c1", amount=10.0, ts=None):
+    return orjson.dumps({"event_id": f"t{i}", "ts": T0 + i * 60_000 if ts is None else ts,
+                         "customer_id": customer, "terminal_id": "k1", "amount": amount})
+
+
+def test_one_score_per_valid_event_and_dead_letters_for_the_rest():
+    scorer = BatchScorer(TASKS["fraud"])
+    records = [InputRecord(tx(0), b"c1", 0, 0), InputRecord(b"garbage", b"c1", 0, 1),
+               InputRecord(tx(1), b"c1", 0, 2), InputRecord(None, b"c1", 0, 3),
+               InputRecord(tx(2, customer="c2"), b"c2", 1, 0)]
+    result = scorer.score_batch(records, lambda key: None)
+    scores = [orjson.loads(o.value) for o in result.outputs if o.topic == "transaction-scores"]
+    dead = [orjson.loads(o.value) for o in result.outputs if o.topic == "dead-letter"]
+    assert [s["event_id"] for s in scores] == ["t0", "t1", "t2"]
+    assert [d["reason"] for d in dead] == ["malformed_json", "missing_value"]
+    assert dead[0]["value"] == "garbage" and dead[0]["offset"] == 1
+    assert result.invalid == ["malformed_json", "missing_value"]
+    assert scores[1]["features"]["customer_tx_count_1d"] == 2
+    assert all(0.0 <= s["score"] <= 1.0 for s in scores)
+    assert scores[0]["model"] == "fraud.logreg" and scores[0]["customer_id"] == "c1"
+    assert {k: p for k, (p, _) in result.state_writes.items()} == {b"c1": 0, b"c2": 1}
+
+
+def test_state_carries_across_batches_through_its_bytes():
+    scorer = BatchScorer(TASKS["fraud"])
+    store = {}
+    for i in range(3):
+        result = scorer.score_batch([InputRecord(tx(i), b"c1", 0, i)], store.get)
+        store.update({k: v for k, (_, v) in result.state_writes.items()})
+    last = orjson.loads(result.outputs[0].value)
+    assert last["features"]["customer_tx_count_1d"] == 3
+    assert last["features"]["seconds_since_last_tx"] == 60.0
+
+
+def test_invalid_utf8_is_kept_in_base64():
+    scorer = BatchScorer(TASKS["lead"])
+    result = scorer.score_batch([InputRecord(b"\xff\xfe", None, 2, 7)], lambda key: None)
+    body = orjson.loads(result.outputs[0].value)
+    assert body["value_base64"] == "//4=" and body["source_topic"] == "web-events"
+
+
+def test_alerts_at_or_above_the_threshold():
+    scorer = BatchScorer(TASKS["fraud"], fraud_alert_threshold=0.0)
+    result = scorer.score_batch([InputRecord(tx(0), b"c1", 0, 0)], lambda key: None)
+    assert [o.topic for o in result.outputs] == ["transaction-scores", "fraud-alerts"]
+    assert result.alerts == 1
