@@ -6,8 +6,6 @@ rather than configured.
 
 from __future__ import annotations
 
-import asyncio
-
 WEB_EVENTS = "web-events"
 TRANSACTIONS = "transactions"
 CONVERSIONS = "conversions"
