@@ -19,6 +19,9 @@ async def _existing_partitions(admin: AIOKafkaAdminClient) -> dict[str, int]:
 async def create_topics(settings: Settings, names: tuple[str, ...] = topics.ALL_TOPICS) -> list[str]:
     """Create the missing topics with ``settings.partitions`` partitions; return those created.
 
+    Records carry their event time as Kafka timestamp, so time retention is off by
+    default (``SCORESTREAM_TOPIC_RETENTION_MS``) and size retention bounds the disk.
+
     An existing topic with another partition count is an error: Faust's tables
     need input and changelog topics to agree.
     """
@@ -33,7 +36,9 @@ async def create_topics(settings: Settings, names: tuple[str, ...] = topics.ALL_
             raise RuntimeError(msg)
         missing = [n for n in names if n not in existing]
         if missing:
-            new = [NewTopic(n, settings.partitions, 1) for n in missing]
+            config = {"retention.ms": str(settings.topic_retention_ms),
+                      "retention.bytes": str(settings.topic_retention_bytes)}
+            new = [NewTopic(n, settings.partitions, 1, topic_configs=config) for n in missing]
             try:
                 await admin.create_topics(new)
             except TopicAlreadyExistsError:

@@ -31,7 +31,8 @@ from stream.settings import Settings
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> faust.App:
+def create_app(settings: Settings, registry: CollectorRegistry | None = None,
+               log_level: str = "warn") -> faust.App:
     """A Faust app scoring every task in :data:`~stream.pipeline.TASKS`."""
     settings.worker_dir.mkdir(parents=True, exist_ok=True)  # Faust does not create it
     app = faust.App(
@@ -51,14 +52,14 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
     for task in TASKS.values():
         _add_scoring_agent(app, task, settings, metrics)
     _add_metrics_page(app, registry)
-    _quiet_root_logger(app)
+    _quiet_root_logger(app, log_level)
     return app
 
 
 def _add_scoring_agent(app: faust.App, task: ScoringTask, settings: Settings,
                        metrics: Metrics) -> None:
-    topic = app.topic(task.input_topic, key_type=bytes, value_type=bytes,
-                      partitions=settings.partitions)
+    topic = app.topic(task.input_topic, key_type=bytes, value_type=bytes, key_serializer="raw",
+                      value_serializer="raw", partitions=settings.partitions)
     table = app.Table(f"{task.features.entity}-state", key_type=bytes, value_type=bytes,
                       partitions=settings.partitions)
     scorer = BatchScorer(task, settings.fraud_alert_threshold)
@@ -122,11 +123,11 @@ def _add_metrics_page(app: faust.App, registry: CollectorRegistry) -> None:
         return web.bytes(generate_latest(registry), content_type=content_type)
 
 
-def _quiet_root_logger(app: faust.App) -> None:
+def _quiet_root_logger(app: faust.App, log_level: str) -> None:
     """Undo the DEBUG root logger Faust's terminal spinner sets, which slows the hot path."""
+    name = {"warn": "WARNING", "crit": "CRITICAL"}.get(log_level.lower(), log_level.upper())
+    level = logging.getLevelName(name)
+
     @app.task
     async def reset_root_logger() -> None:
-        level = logging.getLevelName(str(app.conf.loglevel or "WARNING").upper())
-        if not isinstance(level, int):
-            level = logging.WARNING
-        logging.getLogger().setLevel(level)
+        logging.getLogger().setLevel(level if isinstance(level, int) else logging.WARNING)

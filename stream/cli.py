@@ -48,10 +48,12 @@ def _topics(args: argparse.Namespace, settings: Settings) -> int:
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from stream.app import create_app
 
-    app = create_app(settings)
     faust_args = list(args.faust_args)
     if not any(a.startswith(("-l", "--loglevel")) for a in faust_args):
         faust_args = ["--loglevel", "warn", *faust_args]
+    level = next((a.split("=", 1)[1] if "=" in a else faust_args[i + 1]
+                  for i, a in enumerate(faust_args) if a.startswith(("-l", "--loglevel"))), "warn")
+    app = create_app(settings, log_level=level)
     sys.argv = ["scorestream worker", "worker", *faust_args]
     app.main()
     return 0
@@ -127,7 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and args.command != "worker":
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if args.command == "worker":  # Faust's own worker options pass through
+        args.faust_args = [*unknown, *args.faust_args]
     return args.run(args, Settings.from_env())
 
 

@@ -36,6 +36,12 @@ class Settings:
     kafka_cache: Path = Path(".scorestream/cache")
     #: Partitions of every topic created by ``scorestream topics create``.
     partitions: int = 4
+    #: Time retention of the topics ``topics create`` makes; -1 keeps records whatever their
+    #: timestamp. Records carry their *event* time, so a time limit would delete a replay of
+    #: last month's events at once.
+    topic_retention_ms: int = -1
+    #: Size retention per partition of those topics, in bytes (bounds the disk instead).
+    topic_retention_bytes: int = 1_073_741_824
     #: Faust application id (consumer group and changelog topic prefix).
     app_id: str = "scorestream"
     #: Port of the worker's web server (``/metrics`` lives there).

@@ -88,7 +88,8 @@ def test_server_properties_follow_the_bootstrap_and_controller_port(tmp_path: Pa
     assert props["node.id"] == "1"
     assert props["log.dirs"] == str((tmp_path / "h" / "broker" / "data").resolve())
     assert props["num.partitions"] == "6"
-    assert props["auto.create.topics.enable"] == "true"
+    assert props["auto.create.topics.enable"] == "false"
+    assert props["log.retention.ms"] == "-1"
     assert props["message.max.bytes"] == str(20 * 1024 * 1024)
     for key in ("offsets.topic.replication.factor", "transaction.state.log.replication.factor",
                 "transaction.state.log.min.isr"):
