@@ -152,6 +152,7 @@ async def _consume(settings: Settings, topics: tuple[str, ...], expected: int,
             batches = await consumer.getmany(timeout_ms=500)
             for tp, records in batches.items():
                 found.extend((tp.topic, orjson.loads(r.value)) for r in records)
+        consume.reached_at = time.monotonic()
         # a moment more, to catch duplicates that would arrive after the expected count
         batches = await consumer.getmany(timeout_ms=1500)
         for tp, records in batches.items():
@@ -163,5 +164,8 @@ async def _consume(settings: Settings, topics: tuple[str, ...], expected: int,
 
 def consume(settings: Settings, topics: tuple[str, ...], expected: int,
             timeout: float = 120) -> list[tuple[str, dict]]:
-    """Read the topics from the beginning until ``expected`` records (or the deadline)."""
+    """Read the topics from the beginning until ``expected`` records (or the deadline).
+
+    ``consume.reached_at`` is then the monotonic time the expected count was reached.
+    """
     return asyncio.run(_consume(settings, topics, expected, timeout))
