@@ -62,23 +62,28 @@ def describe(topic: str, body: dict) -> str:
     return f"{topic}: {who} score={body.get('score', 0):.3f} ({body.get('model')})"
 
 
-async def watch_outputs(settings: Settings, stop: asyncio.Event) -> None:
-    """Print a summary of the output topics once a second."""
+async def watch_outputs(settings: Settings, stop: asyncio.Event, every: float = 1.0) -> None:
+    """Print, once a second, the counts per output topic and the top score of each."""
     consumer = AIOKafkaConsumer(*WATCHED, bootstrap_servers=settings.kafka_bootstrap,
                                 auto_offset_reset="latest", enable_auto_commit=False)
     await consumer.start()
     counts: Counter[str] = Counter()
     try:
         while not stop.is_set():
-            batches = await consumer.getmany(timeout_ms=1000)
-            latest = {}
-            for tp, records in batches.items():
-                counts[tp.topic] += len(records)
-                latest[tp.topic] = records[-1]
+            top: dict[str, dict] = {}
+            until = time.monotonic() + every
+            while time.monotonic() < until and not stop.is_set():
+                batches = await consumer.getmany(timeout_ms=200)
+                for tp, records in batches.items():
+                    counts[tp.topic] += len(records)
+                    for record in records:
+                        body = orjson.loads(record.value)
+                        if body.get("score", 0) >= top.get(tp.topic, {}).get("score", -1):
+                            top[tp.topic] = body
             summary = "  ".join(f"{t}={counts[t]}" for t in WATCHED)
             print(f"[{time.strftime('%H:%M:%S')}] {summary}")
-            for topic, record in sorted(latest.items()):
-                print("    last " + describe(topic, orjson.loads(record.value)))
+            for topic, body in sorted(top.items()):
+                print("    top " + describe(topic, body))
     finally:
         await consumer.stop()
 
