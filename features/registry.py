@@ -1,11 +1,12 @@
-"""Every feature, declared in one place: its name, the function that computes it, its state.
+"""Every feature, declared in one place: its name, the function that computes it, its entity.
 
 Adding a feature is one line here plus its function (with a docstring) in the
-entity's module; ``tests/unit/test_feature_registry.py`` checks every entry.
+entity's module; ``tests/unit/test_feature_registry.py`` checks every entry, and
+``tests/reference.py`` (the batch reference) must compute it too.
 
 >>> sorted(TASK_FEATURES)
 ['fraud', 'lead']
->>> "customer_tx_count_1d" in TASK_FEATURES["fraud"].features
+>>> "customer_tx_count_30d" in TASK_FEATURES["fraud"].features
 True
 """
 
@@ -20,31 +21,34 @@ from features import customer, visitor
 
 @dataclass(frozen=True)
 class FeatureSet:
-    """The features of one entity: how to make, update and serialise its state, and each feature."""
+    """The features of one entity: its state type, how an event updates it, and each feature."""
 
     entity: str
-    new_state: Callable[[], Any]
-    state_from_bytes: Callable[[bytes], Any]
-    update: Callable[[Any, Any], None]
-    features: dict[str, Callable[[Any, Any], float]]
+    #: a class with ``newest_ts``, ``to_list()`` and ``from_list(data)``
+    state_type: type
+    update: Callable[[Any, Any, int], None]
+    features: dict[str, Callable[[Any, Any], float | int | str]]
 
-    def compute(self, state: Any, event: Any) -> dict[str, float]:
+    def compute(self, state: Any, event: Any) -> dict[str, float | int | str]:
         """Every feature of ``event`` given its entity's state (already updated with it)."""
         return {name: fn(state, event) for name, fn in self.features.items()}
 
 
 CUSTOMER_FEATURES = FeatureSet(
     entity="customer",
-    new_state=customer.CustomerState,
-    state_from_bytes=customer.CustomerState.from_bytes,
+    state_type=customer.CustomerState,
     update=customer.update,
     features={
         "amount": customer.amount,
         "customer_tx_count_1d": customer.tx_count_1d,
         "customer_tx_count_7d": customer.tx_count_7d,
+        "customer_tx_count_30d": customer.tx_count_30d,
         "customer_avg_amount_1d": customer.avg_amount_1d,
         "customer_avg_amount_7d": customer.avg_amount_7d,
+        "customer_avg_amount_30d": customer.avg_amount_30d,
+        "amount_zscore_30d": customer.amount_zscore_30d,
         "seconds_since_last_tx": customer.seconds_since_last_tx,
+        "distinct_terminals_24h": customer.distinct_terminals_24h,
         "is_night": customer.is_night,
         "is_weekend": customer.is_weekend,
     },
@@ -52,19 +56,26 @@ CUSTOMER_FEATURES = FeatureSet(
 
 VISITOR_FEATURES = FeatureSet(
     entity="visitor",
-    new_state=visitor.VisitorState,
-    state_from_bytes=visitor.VisitorState.from_bytes,
+    state_type=visitor.VisitorState,
     update=visitor.update,
     features={
         "page_views_30m": visitor.page_views_30m,
         "page_views_24h": visitor.page_views_24h,
         "page_views_7d": visitor.page_views_7d,
+        "sessions_7d": visitor.sessions_7d,
+        "distinct_pages_24h": visitor.distinct_pages_24h,
         "pricing_views_7d": visitor.pricing_views_7d,
+        "docs_views_7d": visitor.docs_views_7d,
         "demo_or_form_events_7d": visitor.demo_or_form_events_7d,
+        "form_submits_7d": visitor.form_submits_7d,
+        "seconds_since_last_visit": visitor.seconds_since_last_visit,
         "current_session_depth": visitor.current_session_depth,
         "current_session_seconds": visitor.current_session_seconds,
-        "seconds_since_last_visit": visitor.seconds_since_last_visit,
+        "avg_session_seconds_7d": visitor.avg_session_seconds_7d,
         "is_form_submit": visitor.is_form_submit,
+        "utm_source": visitor.utm_source,
+        "device": visitor.device,
+        "country": visitor.country,
     },
 )
 

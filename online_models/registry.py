@@ -14,7 +14,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from river import base, linear_model, preprocessing
+from river import base, compose, linear_model, preprocessing
 
 #: Base rate of the positive class per task: an untrained model scores at its prior.
 PRIORS = {"fraud": 0.003, "lead": 0.05}
@@ -24,11 +24,16 @@ def _logit(p: float) -> float:
     return math.log(p / (1 - p))
 
 
+def prepare_features() -> base.Transformer:
+    """Numbers standardised, strings (categorical features) one-hot encoded."""
+    numbers = compose.SelectType(int, float) | preprocessing.StandardScaler()
+    categories = compose.SelectType(str) | preprocessing.OneHotEncoder()
+    return numbers + categories
+
+
 def scaled_logistic_regression(task: str) -> base.Classifier:
     """Logistic regression behind a standard scaler, starting at the task's prior."""
-    return preprocessing.StandardScaler() | linear_model.LogisticRegression(
-        intercept_init=_logit(PRIORS[task])
-    )
+    return prepare_features() | linear_model.LogisticRegression(intercept_init=_logit(PRIORS[task]))
 
 
 @dataclass(frozen=True)

@@ -62,7 +62,8 @@ def _add_scoring_agent(app: faust.App, task: ScoringTask, settings: Settings,
                       value_serializer="raw", partitions=settings.partitions)
     table = app.Table(f"{task.features.entity}-state", key_type=bytes, value_type=bytes,
                       partitions=settings.partitions)
-    scorer = BatchScorer(task, settings.fraud_alert_threshold)
+    scorer = BatchScorer(task, settings.fraud_alert_threshold,
+                         lateness_ms=int(settings.allowed_lateness_s * 1000))
 
     async def score(stream: faust.StreamT) -> None:
         arrivals: list[float] = []
@@ -108,6 +109,10 @@ def _observe(metrics: Metrics, task: ScoringTask, result: BatchResult, consumed:
         metrics.invalid_events.labels(topic=task.input_topic, reason=reason).inc()
     if result.alerts:
         metrics.fraud_alerts.inc(result.alerts)
+    if result.late:
+        metrics.late_events.labels(topic=task.input_topic).inc(result.late)
+    if result.replayed:
+        metrics.replayed_events.labels(topic=task.input_topic).inc(result.replayed)
     score_hist = metrics.score.labels(task=task.name)
     for score in result.scores:
         score_hist.observe(score)

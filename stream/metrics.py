@@ -24,6 +24,8 @@ class Metrics(NamedTuple):
     outputs_produced: Counter
     invalid_events: Counter
     fraud_alerts: Counter
+    late_events: Counter
+    replayed_events: Counter
     event_to_score_latency: Histogram
     score: Histogram
     batch_size: Histogram
@@ -43,6 +45,12 @@ class Metrics(NamedTuple):
             fraud_alerts=Counter(
                 "scorestream_fraud_alerts", "Transactions whose score reached the alert threshold.",
                 registry=registry),
+            late_events=Counter(
+                "scorestream_late_events", "Events later than the allowed lateness behind their"
+                " entity's newest event (applied all the same).", ["topic"], registry=registry),
+            replayed_events=Counter(
+                "scorestream_replayed_events", "Events already in their entity's state (replayed"
+                " after a crash): scored again, not re-applied.", ["topic"], registry=registry),
             event_to_score_latency=Histogram(
                 "scorestream_event_to_score_latency_seconds",
                 "From the worker receiving an event to its score being acknowledged by Kafka.",

@@ -62,6 +62,37 @@ class BatchResult:
     invalid: list[str] = field(default_factory=list)
     scores: list[float] = field(default_factory=list)
     alerts: int = 0
+    #: records later than the allowed lateness behind their entity's newest event
+    late: int = 0
+    #: records already applied to their entity's state before (replayed after a crash)
+    replayed: int = 0
+
+
+class EntityState:
+    """An entity's feature state plus the input position last applied to it.
+
+    The position makes replays idempotent: after a crash, records whose scores were
+    sent but whose offsets were not yet committed come again; their effect is already
+    in the state recovered from the changelog, so they are scored but not re-applied.
+    """
+
+    __slots__ = ("features", "partition", "offset")
+
+    def __init__(self, features: Any, partition: int = -1, offset: int = -1) -> None:
+        self.features = features
+        self.partition = partition
+        self.offset = offset
+
+    def already_applied(self, record: InputRecord) -> bool:
+        return record.partition == self.partition and record.offset <= self.offset
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps([self.partition, self.offset, self.features.to_list()])
+
+    @classmethod
+    def from_bytes(cls, raw: bytes, state_type: type) -> EntityState:
+        partition, offset, data = orjson.loads(raw)
+        return cls(state_type.from_list(data), partition, offset)
 
 
 @dataclass(frozen=True)
@@ -131,8 +162,10 @@ def dead_letter(task: ScoringTask, record: InputRecord, error: InvalidEvent) -> 
 class BatchScorer:
     """Scores batches of one task's records with its champion model."""
 
-    def __init__(self, task: ScoringTask, fraud_alert_threshold: float = 0.5) -> None:
+    def __init__(self, task: ScoringTask, fraud_alert_threshold: float = 0.5,
+                 lateness_ms: int = 3_600_000) -> None:
         self.task = task
+        self.lateness_ms = lateness_ms
         champion = CHAMPIONS[task.name]
         self.model_name = MODELS[(task.name, champion)].full_name
         self.model = MODELS[(task.name, champion)].factory(task.name)
@@ -143,8 +176,7 @@ class BatchScorer:
     ) -> BatchResult:
         """Score every record in order; invalid ones become dead letters, never exceptions."""
         result = BatchResult()
-        states: dict[bytes, Any] = {}
-        partitions: dict[bytes, int] = {}
+        states: dict[bytes, EntityState] = {}
         for record in records:
             try:
                 if record.value is None:
@@ -159,20 +191,28 @@ class BatchScorer:
             if state is None:
                 state = self._load(entity, load_state)
                 states[entity] = state
-            partitions[entity] = record.partition
-            self._score_one(event, state, result)
-        result.state_writes = {key: (partitions[key], s.to_bytes()) for key, s in states.items()}
+            self._apply(record, event, state, result)
+            self._score_one(event, state.features, result)
+        result.state_writes = {key: (s.partition, s.to_bytes()) for key, s in states.items()}
         return result
 
-    def _load(self, entity: bytes, load_state: Callable[[bytes], bytes | None]) -> Any:
+    def _load(self, entity: bytes, load_state: Callable[[bytes], bytes | None]) -> EntityState:
         raw = load_state(entity)
-        features = self.task.features
-        return features.new_state() if raw is None else features.state_from_bytes(raw)
+        state_type = self.task.features.state_type
+        return EntityState(state_type()) if raw is None else EntityState.from_bytes(raw, state_type)
+
+    def _apply(self, record: InputRecord, event: Any, state: EntityState, result: BatchResult) -> None:
+        """Add the event to its entity's state, once, and note whether it came late."""
+        if state.already_applied(record):
+            result.replayed += 1
+            return
+        if event.ts_ms < state.features.newest_ts - self.lateness_ms:
+            result.late += 1  # applied all the same: see README "Lateness"
+        self.task.features.update(state.features, event, self.lateness_ms)
+        state.partition, state.offset = record.partition, record.offset
 
     def _score_one(self, event: Any, state: Any, result: BatchResult) -> None:
-        features = self.task.features
-        features.update(state, event)
-        values = features.compute(state, event)
+        values = self.task.features.compute(state, event)
         score = self.model.predict_proba_one(values).get(True, 0.0)
         body = {"event_id": event.event_id, "ts": iso_ts(event.ts_ms)}
         for name in self.task.passthrough:

@@ -48,6 +48,9 @@ class Settings:
     web_port: int = 6066
     #: Transactions whose fraud score is at least this go to ``fraud-alerts``.
     fraud_alert_threshold: float = 0.5
+    #: How far, in seconds of event time, an event may trail its entity's newest event and
+    #: still be placed exactly in its windows (state keeps this much beyond the longest window).
+    allowed_lateness_s: float = 3600.0
     #: Largest batch of events the worker scores at once.
     batch_size: int = 500
     #: Longest wait, in seconds, for a batch to fill before it is scored anyway.

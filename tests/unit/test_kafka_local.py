@@ -95,7 +95,8 @@ def test_server_properties_follow_the_bootstrap_and_controller_port(tmp_path: Pa
                 "transaction.state.log.min.isr"):
         assert props[key] == "1"
     assert props["group.initial.rebalance.delay.ms"] == "0"
-    assert not any(key.startswith("log.retention") for key in props)
+    # records carry event time: no time retention, size-bounded instead
+    assert props["log.retention.bytes"] == str(1024 ** 3)
 
 
 def test_pom_asks_for_the_version_and_a_logging_backend() -> None:
@@ -194,6 +195,16 @@ def dead_pid() -> int:
     return probe.pid
 
 
+def wait_for_cmdline(pid: int, needle: str, timeout: float = 5.0) -> None:
+    """Wait until /proc shows the new process's command line (empty just after fork)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if needle in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"):
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"process {pid} never showed {needle!r} in /proc")
+
+
 def write_pid(settings: Settings, pid: int) -> None:
     settings.broker_dir.mkdir(parents=True, exist_ok=True)
     kafka_local.pid_file(settings).write_text(f"{pid}\n")
@@ -220,6 +231,7 @@ def test_stop_terminates_our_broker(settings: Settings, pid_file: str) -> None:
         [sys.executable, "-c", "import time; time.sleep(60)", "kafka.Kafka", str(properties_file)]
     )
     try:
+        wait_for_cmdline(lookalike.pid, "kafka.Kafka")  # the exec is not instant
         if pid_file == "recorded":
             write_pid(settings, lookalike.pid)
         current = kafka_local.status(settings, probe_timeout=0.5)
