@@ -46,6 +46,9 @@ class Settings:
     app_id: str = "scorestream"
     #: Port of the worker's web server (``/metrics`` lives there).
     web_port: int = 6066
+    #: Seconds without a heartbeat before Kafka gives a silent (crashed) worker's partitions
+    #: to the others; lower recovers sooner, higher tolerates longer pauses.
+    session_timeout_s: float = 30.0
     #: Transactions whose fraud score is at least this go to ``fraud-alerts``.
     fraud_alert_threshold: float = 0.5
     #: How far, in seconds of event time, an event may trail its entity's newest event and

@@ -56,7 +56,7 @@ def broker() -> Iterator[Settings]:
 def engine(broker: Settings, tmp_path: Path) -> Settings:
     """Settings for one test: empty Scorestream topics, a fresh app id, a free web port."""
     settings = replace(broker, app_id=f"it-{uuid.uuid4().hex[:8]}", home=tmp_path / "home",
-                       web_port=free_port())
+                       web_port=free_port(), session_timeout_s=6.0)
     asyncio.run(admin.delete_topics(settings, prefix="it-"))
     asyncio.run(admin.create_topics(settings))
     return settings
@@ -66,7 +66,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
     """The environment that makes a child process read these settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCORESTREAM_")}
     for name in ("kafka_bootstrap", "home", "kafka_cache", "partitions", "app_id", "web_port",
-                 "fraud_alert_threshold", "batch_size", "batch_timeout_s"):
+                 "fraud_alert_threshold", "batch_size", "batch_timeout_s", "session_timeout_s",
+                 "allowed_lateness_s"):
         env["SCORESTREAM_" + name.upper()] = str(getattr(settings, name))
     return env
 
@@ -146,12 +147,16 @@ async def _consume(settings: Settings, topics: tuple[str, ...], expected: int,
                                 group_id=None)
     await consumer.start()
     found: list[tuple[str, dict]] = []
+    distinct: set[tuple[str, object]] = set()
     deadline = time.monotonic() + timeout
     try:
-        while len(found) < expected and time.monotonic() < deadline:
+        while len(distinct) < expected and time.monotonic() < deadline:
             batches = await consumer.getmany(timeout_ms=500)
             for tp, records in batches.items():
-                found.extend((tp.topic, orjson.loads(r.value)) for r in records)
+                for record in records:
+                    body = orjson.loads(record.value)
+                    found.append((tp.topic, body))
+                    distinct.add((tp.topic, body.get("event_id", record.offset)))
         consume.reached_at = time.monotonic()
         # a moment more, to catch duplicates that would arrive after the expected count
         batches = await consumer.getmany(timeout_ms=1500)
@@ -164,7 +169,10 @@ async def _consume(settings: Settings, topics: tuple[str, ...], expected: int,
 
 def consume(settings: Settings, topics: tuple[str, ...], expected: int,
             timeout: float = 120) -> list[tuple[str, dict]]:
-    """Read the topics from the beginning until ``expected`` records (or the deadline).
+    """Read the topics from the beginning until ``expected`` distinct events (or the deadline).
+
+    Records are told apart by topic and ``event_id``, so repeated scores do not
+    count twice towards ``expected`` (they are all returned).
 
     ``consume.reached_at`` is then the monotonic time the expected count was reached.
     """
