@@ -28,6 +28,8 @@ class FeatureSet:
     state_type: type
     update: Callable[[Any, Any, int], None]
     features: dict[str, Callable[[Any, Any], float | int | str]]
+    #: the longest window of any feature: state idle longer than this (plus lateness) expires
+    longest_window_ms: int
 
     def compute(self, state: Any, event: Any) -> dict[str, float | int | str]:
         """Every feature of ``event`` given its entity's state (already updated with it)."""
@@ -38,6 +40,7 @@ CUSTOMER_FEATURES = FeatureSet(
     entity="customer",
     state_type=customer.CustomerState,
     update=customer.update,
+    longest_window_ms=customer.LONGEST_WINDOW_MS,
     features={
         "amount": customer.amount,
         "customer_tx_count_1d": customer.tx_count_1d,
@@ -58,6 +61,7 @@ VISITOR_FEATURES = FeatureSet(
     entity="visitor",
     state_type=visitor.VisitorState,
     update=visitor.update,
+    longest_window_ms=visitor.LONGEST_WINDOW_MS,
     features={
         "page_views_30m": visitor.page_views_30m,
         "page_views_24h": visitor.page_views_24h,

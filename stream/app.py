@@ -80,6 +80,22 @@ def _add_scoring_agent(app: faust.App, task: ScoringTask, settings: Settings,
             del arrivals[:len(records)]
 
     app.agent(topic, name=f"score-{task.name}")(score)
+    _add_state_expiry(app, table, scorer, settings, metrics)
+
+
+def _add_state_expiry(app: faust.App, table: faust.Table, scorer: BatchScorer, settings: Settings,
+                      metrics: Metrics, chunk: int = 10_000) -> None:
+    """Drop the state of keys idle past every window (bounded memory), a chunk at a time."""
+    @app.timer(interval=settings.state_expiry_interval_s)
+    async def expire_idle_state() -> None:
+        keys = list(table.data.keys())
+        for start in range(0, len(keys), chunk):
+            present = [(k, v) for k in keys[start:start + chunk] if (v := table.data.get(k)) is not None]
+            for key, partition in scorer.expired(present):
+                del table.data[key]
+                table.send_changelog(partition, key, None, value_serializer="raw")
+                metrics.expired_keys.labels(entity=scorer.task.features.entity).inc()
+            await asyncio.sleep(0)  # let scoring go on between chunks
 
 
 def _stamp_arrival(arrivals: list[float]) -> Callable[[Any], Any]:

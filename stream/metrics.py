@@ -26,6 +26,7 @@ class Metrics(NamedTuple):
     fraud_alerts: Counter
     late_events: Counter
     replayed_events: Counter
+    expired_keys: Counter
     event_to_score_latency: Histogram
     score: Histogram
     batch_size: Histogram
@@ -51,6 +52,9 @@ class Metrics(NamedTuple):
             replayed_events=Counter(
                 "scorestream_replayed_events", "Events already in their entity's state (replayed"
                 " after a crash): scored again, not re-applied.", ["topic"], registry=registry),
+            expired_keys=Counter(
+                "scorestream_expired_keys", "Keys whose state was dropped after idling past every"
+                " window plus the allowed lateness.", ["entity"], registry=registry),
             event_to_score_latency=Histogram(
                 "scorestream_event_to_score_latency_seconds",
                 "From the worker receiving an event to its score being acknowledged by Kafka.",

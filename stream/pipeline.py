@@ -19,7 +19,7 @@ without a broker, and lets the way records reach it change without touching it.
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -166,6 +166,8 @@ class BatchScorer:
                  lateness_ms: int = 3_600_000) -> None:
         self.task = task
         self.lateness_ms = lateness_ms
+        #: the newest event time seen: the clock that expires idle keys
+        self.newest_ts = 0
         champion = CHAMPIONS[task.name]
         self.model_name = MODELS[(task.name, champion)].full_name
         self.model = MODELS[(task.name, champion)].factory(task.name)
@@ -196,6 +198,21 @@ class BatchScorer:
         result.state_writes = {key: (s.partition, s.to_bytes()) for key, s in states.items()}
         return result
 
+    def expired(self, items: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, int]]:
+        """Keys (with their partition) idle for longer than any window can see, plus lateness.
+
+        Idle is measured in event time against the newest event this scorer has seen,
+        so a replay of old events expires nothing it still needs.
+        """
+        horizon = self.task.features.longest_window_ms + self.lateness_ms
+        cutoff = self.newest_ts - horizon
+        doomed = []
+        for key, raw in items:
+            state = EntityState.from_bytes(raw, self.task.features.state_type)
+            if state.features.newest_ts <= cutoff:
+                doomed.append((key, state.partition))
+        return doomed
+
     def _load(self, entity: bytes, load_state: Callable[[bytes], bytes | None]) -> EntityState:
         raw = load_state(entity)
         state_type = self.task.features.state_type
@@ -210,6 +227,7 @@ class BatchScorer:
             result.late += 1  # applied all the same: see README "Lateness"
         self.task.features.update(state.features, event, self.lateness_ms)
         state.partition, state.offset = record.partition, record.offset
+        self.newest_ts = max(self.newest_ts, event.ts_ms)
 
     def _score_one(self, event: Any, state: Any, result: BatchResult) -> None:
         values = self.task.features.compute(state, event)

@@ -54,6 +54,8 @@ class Settings:
     #: How far, in seconds of event time, an event may trail its entity's newest event and
     #: still be placed exactly in its windows (state keeps this much beyond the longest window).
     allowed_lateness_s: float = 3600.0
+    #: Seconds of wall-clock time between two sweeps that drop idle keys' state.
+    state_expiry_interval_s: float = 300.0
     #: Largest batch of events the worker scores at once.
     batch_size: int = 500
     #: Longest wait, in seconds, for a batch to fill before it is scored anyway.

@@ -53,3 +53,16 @@ def test_alerts_at_or_above_the_threshold():
     result = scorer.score_batch([InputRecord(tx(0), b"c1", 0, 0)], lambda key: None)
     assert [o.topic for o in result.outputs] == ["transaction-scores", "fraud-alerts"]
     assert result.alerts == 1
+
+
+def test_idle_keys_expire_after_the_longest_window_plus_lateness():
+    scorer = BatchScorer(TASKS["fraud"], lateness_ms=3_600_000)
+    store = {}
+    day = 86_400_000
+    for i, (customer, ts) in enumerate([("old", T0), ("recent", T0 + 20 * day),
+                                        ("now", T0 + 31 * day + 3_600_000)]):
+        result = scorer.score_batch([InputRecord(tx(i, customer=customer, ts=ts), None, 2, i)],
+                                    store.get)
+        store.update({k: v for k, (_, v) in result.state_writes.items()})
+    # "old" last moved 31 days + 1 hour before the newest event: past 30 days + 1 hour
+    assert scorer.expired(store.items()) == [(b"old", 2)]
