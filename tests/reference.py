@@ -125,3 +125,22 @@ def mismatches(streamed: dict[str, dict], reference: dict[str, dict],
             if not ok:
                 bad.append((event_id, name, have, want))
     return bad
+
+
+def terminal_features(events: list[dict], delay_ms: int = 7 * DAY) -> dict[str, dict[str, float]]:
+    """event_id → the terminal features of each transaction, with labels known by ``t``."""
+    df = _events(events, "transactions")[["event_id", "terminal_id", "t"]]
+    labels = _events(events, "fraud-labels")
+    frauds = labels[labels["is_fraud"]].groupby("event_id")["t"].min().rename("label_t")
+    df = df.merge(frauds, how="left", left_on="event_id", right_index=True)
+    pairs = df.merge(df, on="terminal_id", suffixes=("", "_j"))
+    out = pd.DataFrame(index=df.event_id)
+    for days in (1, 7, 30):
+        end = pairs.t - delay_ms
+        window = pairs[(pairs.t_j > end - days * DAY) & (pairs.t_j <= end)]
+        known = window[window.label_t_j <= window.t]
+        count = window.groupby("event_id")["t_j"].count().reindex(out.index).fillna(0)
+        fraud = known.groupby("event_id")["t_j"].count().reindex(out.index).fillna(0)
+        out[f"terminal_tx_count_{days}d"] = count
+        out[f"terminal_risk_{days}d"] = (fraud / count).where(count > 0, 0.0)
+    return out.to_dict(orient="index")
