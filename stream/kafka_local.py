@@ -322,10 +322,21 @@ def _find_broker(settings: Settings) -> int | None:
     return None
 
 
-def _reap(pid: int) -> None:
-    """Collect the exit status of a broker this process launched (else it stays a zombie)."""
+def _reap(pid: int, wait: float = 0.0) -> None:
+    """Collect the exit status of a broker this process launched (else it stays a zombie).
+
+    ``wait`` > 0 waits that long for it to finish exiting: its command line vanishes from
+    /proc a moment before the process can be collected.
+    """
     child = _CHILDREN.get(pid)
-    if child is not None and child.poll() is not None:
+    if child is None:
+        return
+    if wait:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(timeout=wait)
+    else:
+        child.poll()
+    if child.returncode is not None:
         del _CHILDREN[pid]
 
 
@@ -586,6 +597,7 @@ def _terminate(settings: Settings, pid: int, timeout: float) -> None:
     else:
         msg = f"The Kafka broker (pid {pid}) survived SIGKILL; check `ps -p {pid}`."
         raise BrokerError(msg)
+    _reap(pid, wait=10.0)
     _forget_pid(settings, pid)
 
 
