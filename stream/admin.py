@@ -16,8 +16,8 @@ async def _existing_partitions(admin: AIOKafkaAdminClient) -> dict[str, int]:
     return {t["topic"]: len(t["partitions"]) for t in described if not t.get("error_code")}
 
 
-async def create_topics(settings: Settings, names: tuple[str, ...] = topics.ALL_TOPICS) -> list[str]:
-    """Create the missing topics with ``settings.partitions`` partitions; return those created.
+async def create_topics(settings: Settings, names: tuple[str, ...] | None = None) -> list[str]:
+    """Create the missing topics (default: all, and the app's internal ones); return those created.
 
     Records carry their event time as Kafka timestamp, so time retention is off by
     default (``SCORESTREAM_TOPIC_RETENTION_MS``) and size retention bounds the disk.
@@ -25,11 +25,15 @@ async def create_topics(settings: Settings, names: tuple[str, ...] = topics.ALL_
     An existing topic with another partition count is an error: Faust's tables
     need input and changelog topics to agree.
     """
+    changelogs = topics.changelog_topics(settings.app_id)
+    if names is None:
+        names = topics.ALL_TOPICS + topics.app_topics(settings.app_id) + changelogs
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     await admin.start()
     try:
         existing = await _existing_partitions(admin)
-        wrong = {n: existing[n] for n in names if n in existing and existing[n] != settings.partitions}
+        wanted = {n: topics.FIXED_PARTITIONS.get(n, settings.partitions) for n in names}
+        wrong = {n: existing[n] for n in names if n in existing and existing[n] != wanted[n]}
         if wrong:
             msg = (f"topics exist with another partition count than {settings.partitions}: {wrong};"
                    " delete them (scorestream topics delete) or set SCORESTREAM_PARTITIONS")
@@ -38,7 +42,9 @@ async def create_topics(settings: Settings, names: tuple[str, ...] = topics.ALL_
         if missing:
             config = {"retention.ms": str(settings.topic_retention_ms),
                       "retention.bytes": str(settings.topic_retention_bytes)}
-            new = [NewTopic(n, settings.partitions, 1, topic_configs=config) for n in missing]
+            compacted = {"cleanup.policy": "compact"}
+            new = [NewTopic(n, wanted[n], 1, topic_configs=compacted if n in changelogs else config)
+                   for n in missing]
             try:
                 await admin.create_topics(new)
             except TopicAlreadyExistsError:

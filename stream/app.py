@@ -24,6 +24,10 @@ from typing import Any
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from online_models.task_models import TaskModels
+from stream import model_store
+from stream.learning import join_topic
+from stream.learning_agents import add_learning
 from stream.metrics import Metrics
 from stream.pipeline import TASKS, BatchResult, BatchScorer, InputRecord, ScoringTask
 from stream.settings import Settings
@@ -51,21 +55,25 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None,
     )
     registry = registry if registry is not None else CollectorRegistry()
     metrics = Metrics.create(registry)
+    models = {name: model_store.load_or_create(name, settings) for name in TASKS}
     for task in TASKS.values():
-        _add_scoring_agent(app, task, settings, metrics)
+        _add_scoring_agent(app, task, settings, metrics, models[task.name])
+    add_learning(app, settings, metrics, models)
     _add_metrics_page(app, registry)
     _quiet_root_logger(app, log_level)
     return app
 
 
 def _add_scoring_agent(app: faust.App, task: ScoringTask, settings: Settings,
-                       metrics: Metrics) -> None:
+                       metrics: Metrics, models: TaskModels) -> None:
     topic = app.topic(task.input_topic, key_type=bytes, value_type=bytes, key_serializer="raw",
                       value_serializer="raw", partitions=settings.partitions)
     table = app.Table(f"{task.features.entity}-state", key_type=bytes, value_type=bytes,
                       partitions=settings.partitions)
     scorer = BatchScorer(task, settings.fraud_alert_threshold,
-                         lateness_ms=int(settings.allowed_lateness_s * 1000))
+                         lateness_ms=int(settings.allowed_lateness_s * 1000), models=models,
+                         challengers=settings.challengers,
+                         join_topic=join_topic(settings.app_id, task.name))
 
     async def score(stream: faust.StreamT) -> None:
         arrivals: list[float] = []
@@ -127,6 +135,8 @@ def _observe(metrics: Metrics, task: ScoringTask, result: BatchResult, consumed:
         metrics.invalid_events.labels(topic=task.input_topic, reason=reason).inc()
     if result.alerts:
         metrics.fraud_alerts.inc(result.alerts)
+    if result.anomalies:
+        metrics.anomaly_alerts.labels(task=task.name).inc(result.anomalies)
     if result.late:
         metrics.late_events.labels(topic=task.input_topic).inc(result.late)
     if result.replayed:

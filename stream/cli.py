@@ -80,6 +80,28 @@ def _produce(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _models(args: argparse.Namespace, settings: Settings) -> int:
+    from online_models.persistence import SnapshotError
+    from online_models.task_models import format_table
+    from stream import model_store
+    from stream.pipeline import TASKS
+
+    rows = []
+    for task in TASKS:
+        try:
+            models = model_store.restore(task, settings)
+        except SnapshotError as exc:
+            print(f"scorestream models: the {task} snapshot is refused: {exc}", file=sys.stderr)
+            return 2
+        if models is None:
+            print(f"{task}: no snapshot yet in {model_store.snapshot_path(settings, task)}")
+            continue
+        rows.extend(models.describe())
+    if rows:
+        print(format_table(rows))
+    return 0
+
+
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from stream.demo import run_demo
 
@@ -119,6 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
     produce.add_argument("file")
     produce.add_argument("--rate", type=float, default=None, help="events per second")
     produce.set_defaults(run=_produce)
+
+    models = commands.add_parser("models", help="each task's models: version, examples learned,"
+                                 " rolling metrics, champion (from the worker's latest snapshot)")
+    models.set_defaults(run=_models)
 
     demo = commands.add_parser("demo", help="broker + worker + simulator, with live scores")
     demo.add_argument("--events", type=int, default=0, help="0 means endless")

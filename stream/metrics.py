@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 SCORE_BUCKETS = (0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
@@ -27,6 +27,11 @@ class Metrics(NamedTuple):
     late_events: Counter
     replayed_events: Counter
     expired_keys: Counter
+    anomaly_alerts: Counter
+    training_examples: Counter
+    label_join: Gauge
+    examples_learned: Counter
+    model_roc_auc: Gauge
     event_to_score_latency: Histogram
     score: Histogram
     batch_size: Histogram
@@ -55,6 +60,23 @@ class Metrics(NamedTuple):
             expired_keys=Counter(
                 "scorestream_expired_keys", "Keys whose state was dropped after idling past every"
                 " window plus the allowed lateness.", ["entity"], registry=registry),
+            anomaly_alerts=Counter(
+                "scorestream_anomaly_alerts", "Events whose anomaly score reached its threshold.",
+                ["task"], registry=registry),
+            training_examples=Counter(
+                "scorestream_training_examples", "Training examples the label join produced, by why"
+                " they got their label (a label message, or the horizon passing).", ["task", "cause"],
+                registry=registry),
+            label_join=Gauge(
+                "scorestream_label_join_outcomes", "What the label join did since this worker started:"
+                " snapshot.stored, label.joined, label.unknown, horizon.negative…",
+                ["task", "outcome"], registry=registry),
+            examples_learned=Counter(
+                "scorestream_examples_learned", "Training examples this worker's models learned.",
+                ["task"], registry=registry),
+            model_roc_auc=Gauge(
+                "scorestream_model_roc_auc", "Rolling prequential ROC AUC of each model (scores given"
+                " before the model learned the example).", ["task", "model"], registry=registry),
             event_to_score_latency=Histogram(
                 "scorestream_event_to_score_latency_seconds",
                 "From the worker receiving an event to its score being acknowledged by Kafka.",

@@ -20,14 +20,15 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from features.registry import TASK_FEATURES, FeatureSet
-from online_models.registry import CHAMPIONS, MODELS
+from online_models.label_join import Features, Snapshot, fraud_snapshot, lead_snapshot
+from online_models.task_models import ANOMALY, TaskModels
 from stream import topics
 from stream.events import InvalidEvent, parse_transaction, parse_web_event
 
@@ -62,6 +63,7 @@ class BatchResult:
     invalid: list[str] = field(default_factory=list)
     scores: list[float] = field(default_factory=list)
     alerts: int = 0
+    anomalies: int = 0
     #: records later than the allowed lateness behind their entity's newest event
     late: int = 0
     #: records already applied to their entity's state before (replayed after a crash)
@@ -108,7 +110,17 @@ class ScoringTask:
     passthrough: tuple[str, ...]
     features: FeatureSet
     score_topic: str
+    #: what the label join keeps of a scored event (its features and every model's score)
+    snapshot: Callable[[Any, Features, dict[str, float]], Snapshot]
     alert_topic: str | None = None
+
+
+def _fraud_snapshot(tx: Any, features: Features, scores: dict[str, float]) -> Snapshot:
+    return fraud_snapshot(tx.event_id, tx.ts_ms, features, scores)
+
+
+def _lead_snapshot(event: Any, features: Features, scores: dict[str, float]) -> Snapshot:
+    return lead_snapshot(event.visitor_id, event.session_id, event.event_id, event.ts_ms, features, scores)
 
 
 TASKS = {
@@ -120,6 +132,7 @@ TASKS = {
         passthrough=("customer_id", "terminal_id"),
         features=TASK_FEATURES["fraud"],
         score_topic=topics.TRANSACTION_SCORES,
+        snapshot=_fraud_snapshot,
         alert_topic=topics.FRAUD_ALERTS,
     ),
     "lead": ScoringTask(
@@ -130,6 +143,7 @@ TASKS = {
         passthrough=("visitor_id", "session_id"),
         features=TASK_FEATURES["lead"],
         score_topic=topics.LEAD_SCORES,
+        snapshot=_lead_snapshot,
     ),
 }
 
@@ -144,10 +158,10 @@ def iso_ts(ts_ms: int) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def dead_letter(task: ScoringTask, record: InputRecord, error: InvalidEvent) -> OutputRecord:
+def dead_letter_record(source_topic: str, record: InputRecord, error: InvalidEvent) -> OutputRecord:
     """A dead-letter record that keeps the original bytes and says why they were refused."""
     body: dict[str, Any] = {
-        "source_topic": task.input_topic,
+        "source_topic": source_topic,
         "partition": record.partition,
         "offset": record.offset,
         "reason": error.reason,
@@ -162,18 +176,27 @@ def dead_letter(task: ScoringTask, record: InputRecord, error: InvalidEvent) -> 
 
 
 class BatchScorer:
-    """Scores batches of one task's records with its champion model."""
+    """Scores batches of one task's records: the champion's score is published, challengers shadow it.
+
+    With ``join_topic`` set, every scored event also yields a snapshot record (its
+    features and every model's score) for the label join, keyed by the join key.
+    """
 
     def __init__(self, task: ScoringTask, fraud_alert_threshold: float = 0.5,
-                 lateness_ms: int = 3_600_000) -> None:
+                 lateness_ms: int = 3_600_000, models: TaskModels | None = None,
+                 challengers: bool = True, join_topic: str | None = None) -> None:
         self.task = task
         self.lateness_ms = lateness_ms
         #: the newest event time seen: the clock that expires idle keys
         self.newest_ts = 0
-        champion = CHAMPIONS[task.name]
-        self.model_name = MODELS[(task.name, champion)].full_name
-        self.model = MODELS[(task.name, champion)].factory(task.name)
+        self.models = models if models is not None else TaskModels(task.name)
+        self.challengers = challengers
+        self.join_topic = join_topic
         self.alert_threshold = fraud_alert_threshold
+
+    @property
+    def model_name(self) -> str:
+        return f"{self.task.name}.{self.models.champion}"
 
     def score_batch(
         self, records: Sequence[InputRecord], load_state: Callable[[bytes], bytes | None]
@@ -188,7 +211,7 @@ class BatchScorer:
                 event = self.task.parse(record.value)
             except InvalidEvent as error:
                 result.invalid.append(error.reason)
-                result.outputs.append(dead_letter(self.task, record, error))
+                result.outputs.append(dead_letter_record(self.task.input_topic, record, error))
                 continue
             entity = getattr(event, self.task.entity_field).encode()
             state = states.get(entity)
@@ -231,17 +254,35 @@ class BatchScorer:
         state.partition, state.offset = record.partition, record.offset
         self.newest_ts = max(self.newest_ts, event.ts_ms)
 
+    def _scores(self, values: Features) -> dict[str, float]:
+        """Every model's score (challengers on), or the champion's alone."""
+        if self.challengers:
+            return self.models.score_one(values)
+        champion = self.models.champion
+        return {champion: self.models.models[champion].predict_proba_one(values).get(True, 0.0)}
+
     def _score_one(self, event: Any, state: Any, result: BatchResult) -> None:
         values = self.task.features.compute(state, event)
-        score = self.model.predict_proba_one(values).get(True, 0.0)
+        scores = self._scores(values)
+        score = scores[self.models.champion]
         body = {"event_id": event.event_id, "ts": iso_ts(event.ts_ms)}
         for name in self.task.passthrough:
             body[name] = getattr(event, name)
-        body.update(score=score, model=self.model_name, features=values)
+        shadow = {name: s for name, s in scores.items() if name != self.models.champion}
+        body.update(score=score, model=self.model_name, challengers=shadow, features=values)
         key = getattr(event, self.task.entity_field).encode()
         result.outputs.append(OutputRecord(self.task.score_topic, key, orjson.dumps(body)))
         result.scores.append(score)
         if self.task.alert_topic is not None and score >= self.alert_threshold:
-            body["threshold"] = self.alert_threshold
-            result.outputs.append(OutputRecord(self.task.alert_topic, key, orjson.dumps(body)))
+            alert = {**body, "threshold": self.alert_threshold}
+            result.outputs.append(OutputRecord(self.task.alert_topic, key, orjson.dumps(alert)))
             result.alerts += 1
+        if self.models.is_anomaly(scores):
+            alert = {**body, "anomaly_score": scores[ANOMALY],
+                     "threshold": self.models.anomaly_threshold}
+            result.outputs.append(OutputRecord(topics.ANOMALY_ALERTS, key, orjson.dumps(alert)))
+            result.anomalies += 1
+        if self.join_topic is not None:
+            snapshot = self.task.snapshot(event, values, scores)
+            result.outputs.append(OutputRecord(self.join_topic, snapshot.key.encode(),
+                                               orjson.dumps({"snapshot": asdict(snapshot)})))

@@ -56,6 +56,14 @@ class Settings:
     allowed_lateness_s: float = 3600.0
     #: Seconds of wall-clock time between two sweeps that drop idle keys' state.
     state_expiry_interval_s: float = 300.0
+    #: Score every registered model (challengers in shadow) or the champion alone.
+    challengers: bool = True
+    #: Trees of the adaptive random forest (a trained forest of 10 pickles to about 15 MB).
+    arf_trees: int = 10
+    #: Key (text) that signs model snapshots; empty: a random key kept in ``<home>/model.key``.
+    model_key: str = ""
+    #: Seconds between two model snapshots (one is also taken at shutdown).
+    model_snapshot_interval_s: float = 60.0
     #: Largest batch of events the worker scores at once.
     batch_size: int = 500
     #: Longest wait, in seconds, for a batch to fill before it is scored anyway.
@@ -72,7 +80,7 @@ class Settings:
                 continue
             kind = type(field.default)
             try:
-                values[field.name] = kind(raw)
+                values[field.name] = _parse_bool(raw) if kind is bool else kind(raw)
             except ValueError as exc:
                 msg = f"{PREFIX}{field.name.upper()}={raw!r} is not a valid {kind.__name__}"
                 raise ValueError(msg) from exc
@@ -100,6 +108,17 @@ class Settings:
     def worker_dir(self) -> Path:
         """Faust's data directory for the worker (table stores, offsets)."""
         return self.home / "worker"
+
+
+def _parse_bool(raw: str) -> bool:
+    """``1/true/yes/on`` or ``0/false/no/off``, in any case."""
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    msg = f"{raw!r} is not a boolean"
+    raise ValueError(msg)
 
 
 def document() -> str:

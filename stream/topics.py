@@ -15,11 +15,16 @@ TRANSACTION_SCORES = "transaction-scores"
 FRAUD_ALERTS = "fraud-alerts"
 ANOMALY_ALERTS = "anomaly-alerts"
 DEAD_LETTER = "dead-letter"
+TRAINING_EXAMPLES = "training-examples"
 
 INPUT_TOPICS = (WEB_EVENTS, TRANSACTIONS)
 LABEL_TOPICS = (CONVERSIONS, FRAUD_LABELS)
 OUTPUT_TOPICS = (LEAD_SCORES, TRANSACTION_SCORES, FRAUD_ALERTS, ANOMALY_ALERTS, DEAD_LETTER)
-ALL_TOPICS = INPUT_TOPICS + LABEL_TOPICS + OUTPUT_TOPICS
+#: Every worker reads all of it in the same order, so it has a single partition.
+INTERNAL_TOPICS = (TRAINING_EXAMPLES,)
+ALL_TOPICS = INPUT_TOPICS + LABEL_TOPICS + OUTPUT_TOPICS + INTERNAL_TOPICS
+#: Topics whose partition count is fixed, whatever SCORESTREAM_PARTITIONS says.
+FIXED_PARTITIONS = {TRAINING_EXAMPLES: 1}
 
 #: The field of each keyed topic's events that is its Kafka message key.
 KEY_FIELD = {
@@ -28,3 +33,27 @@ KEY_FIELD = {
     CONVERSIONS: "visitor_id",
     FRAUD_LABELS: "event_id",
 }
+
+
+#: Faust tables of the worker; each has a compacted changelog topic ``<app id>-<table>-changelog``.
+TABLES = ("customer-state", "visitor-state", "fraud-label-join", "lead-label-join",
+          "fraud-pending-labels", "lead-pending-labels")
+
+
+def app_topics(app_id: str) -> tuple[str, ...]:
+    """Internal topics of one app id: where each task's snapshots meet their labels.
+
+    >>> app_topics("scorestream")
+    ('scorestream-fraud-label-join', 'scorestream-lead-label-join')
+    """
+    return tuple(f"{app_id}-{task}-label-join" for task in ("fraud", "lead"))
+
+
+def changelog_topics(app_id: str) -> tuple[str, ...]:
+    """The tables' changelog topics, created up front: Faust ignores a topic that is missing
+    when it starts, and a table whose changelog it ignores never finishes recovering.
+
+    >>> changelog_topics("s")[0]
+    's-customer-state-changelog'
+    """
+    return tuple(f"{app_id}-{table}-changelog" for table in TABLES)

@@ -1,0 +1,298 @@
+"""Quality benchmark: online models with delayed labels vs the rule baseline vs weekly batch models.
+
+Runs the engine's learning layer offline on a simulated stream, the way the
+worker does: features from ``features.registry`` (state updated, then
+computed), every model of the task scored (``TaskModels.score_one``), a
+snapshot kept (``LabelJoin.record``), labels joined when they come, negatives
+when the horizon passes, and every training example learned in the order it
+was produced. Fraud labels come exactly ``--label-delay-days`` after the
+transaction; conversions come when the simulator sends them (1-8 h after the
+converting session) and a session is positive if its visitor converts within 7
+days of its last event.
+
+The held-out evaluation week is the last full week whose labels are all known
+by the end of the stream. On it, each model is judged on the score it gave at
+scoring time: ROC AUC, average precision and precision@100 per day over
+entities (cards for fraud, visitors for leads: each day, the 100 entities with
+the highest score, the share with a positive that day; averaged over the
+days). The batch models (scikit-learn logistic regression and random forest,
+benchmark-only) are retrained every week on every training example whose label
+was known at the start of that week: the same examples, with the same delay,
+as the online models had.
+
+    python -m bench.quality                 # 400 000 events, both tasks in parallel
+    python -m bench.quality --events 100000 --weeks 2 --tasks fraud
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from collections import Counter, defaultdict
+from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.feature_extraction import DictVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import average_precision_score, roc_auc_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from features.registry import TASK_FEATURES
+from online_models.label_join import (
+    DAY_MS,
+    JoinPolicy,
+    LabelJoin,
+    TrainingExample,
+    conversion,
+    fraud_label,
+    fraud_snapshot,
+    lead_snapshot,
+)
+from online_models.persistence import dump, join_chunks, load, split_chunks
+from online_models.task_models import ANOMALY, TaskModels, format_table
+from simulator import SimulatorConfig, simulate_with_truth
+from stream.events import parse_ts, transaction_from_dict, web_event_from_dict
+
+WEEK_MS = 7 * DAY_MS
+LEAD_HORIZON_MS = 7 * DAY_MS
+#: Feature-state lateness allowance, as the worker's default (the simulated stream is in order).
+LATENESS_MS = 3_600_000
+BENCH_KEY = b"benchmark-only key, not a secret"
+
+
+def run_online(task: str, events: int, seed: int, delay_days: float, n_trees: int) -> dict[str, Any]:
+    """The online loop over the simulated stream; returns the examples and what was seen."""
+    config = SimulatorConfig(fraud_label_delay_days=(delay_days, delay_days))
+    horizon = int(delay_days * DAY_MS) if task == "fraud" else LEAD_HORIZON_MS
+    models = TaskModels(task, n_trees=n_trees, seed=seed)
+    join = LabelJoin(task, {}, JoinPolicy(horizon_ms=horizon))
+    features = TASK_FEATURES[task]
+    input_topic = "transactions" if task == "fraud" else "web-events"
+    label_topic = "fraud-labels" if task == "fraud" else "conversions"
+    states: dict[str, Any] = {}
+    entity_of: dict[str, str] = {}  # example id -> card (fraud) or visitor (lead)
+    truth: dict[str, bool] = {}  # fraud: the simulator's ground truth per transaction
+    examples: list[TrainingExample] = []
+    anomaly_scores: list[float] = []
+    started, last_ts, scored = time.perf_counter(), 0, 0
+
+    def learn(new: list[TrainingExample]) -> None:
+        for example in new:
+            examples.append(example)
+            models.learn_example(example, position=len(examples) - 1)
+
+    for event, scenario in simulate_with_truth(events, seed, config):
+        topic = event["topic"]
+        if topic == input_topic:
+            if task == "fraud":
+                item = transaction_from_dict(event)
+                entity, snapshot_of = item.customer_id, fraud_snapshot
+                truth[item.event_id] = scenario is not None
+            else:
+                item = web_event_from_dict(event)
+                entity = item.visitor_id
+            state = states.get(entity)
+            if state is None:
+                state = states[entity] = features.state_type()
+            features.update(state, item, LATENESS_MS)
+            x = features.compute(state, item)
+            scores = models.score_one(x)
+            scored += 1
+            if task == "fraud":
+                snapshot = snapshot_of(item.event_id, item.ts_ms, x, scores)
+                anomaly_scores.append(scores[ANOMALY])
+            else:
+                snapshot = lead_snapshot(item.visitor_id, item.session_id, item.event_id, item.ts_ms, x,
+                                         scores)
+            entity_of[snapshot.example_id] = entity
+            join.record(snapshot)
+            last_ts = item.ts_ms
+            learn(join.advance(item.ts_ms))
+        elif topic == label_topic:
+            ts = parse_ts(event["ts"])
+            label = (fraud_label(event["event_id"], ts, event["is_fraud"]) if task == "fraud"
+                     else conversion(event["visitor_id"], ts))
+            learn(join.apply_label(label).examples)
+    online_seconds = time.perf_counter() - started
+    described = models.describe()  # what ``scorestream models`` would show now
+    learn(join.advance(last_ts + 10 * horizon))  # the rest: labels can no longer come
+    return {"models": models, "examples": examples, "entity_of": entity_of, "truth": truth,
+            "last_ts": last_ts, "scored": scored, "seconds": online_seconds, "counts": join.counts,
+            "anomaly_scores": anomaly_scores, "horizon": horizon, "describe": described}
+
+
+def precision_at_k_per_day(ts: np.ndarray, entity: np.ndarray, y: np.ndarray, score: np.ndarray,
+                           k: int = 100) -> float:
+    """Mean over days of the share of positive entities among the day's ``k`` highest-scored ones."""
+    days = ts // DAY_MS
+    values = []
+    for day in np.unique(days):
+        best: dict[str, tuple[float, bool]] = {}
+        for i in np.flatnonzero(days == day):
+            s, positive = best.get(entity[i], (-1.0, False))
+            best[entity[i]] = (max(s, score[i]), positive or bool(y[i]))
+        ranked = sorted(best.items(), key=lambda item: (-item[1][0], item[0]))[:k]
+        values.append(sum(positive for _, (_, positive) in ranked) / k)
+    return float(np.mean(values))
+
+
+def batch_models(seed: int) -> dict[str, Any]:
+    return {
+        "batch LR": make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)),
+        "batch RF": RandomForestClassifier(n_estimators=100, min_samples_leaf=2, n_jobs=1, random_state=seed),
+    }
+
+
+def metric_rows(index: np.ndarray, scores: dict[str, np.ndarray], event_ts: np.ndarray, entity: np.ndarray,
+                y: np.ndarray) -> list[dict[str, Any]]:
+    """ROC AUC, AP and P@100/day of each model's scores on the examples ``index``."""
+    return [{"model": name, "roc_auc": roc_auc_score(y[index], s), "ap": average_precision_score(y[index], s),
+             "p_at_100": precision_at_k_per_day(event_ts[index], entity[index], y[index], s)}
+            for name, s in scores.items()]
+
+
+def evaluate(task: str, run: dict[str, Any], weeks: int, seed: int) -> dict[str, Any]:
+    """Metrics per model on each of the last ``weeks`` complete weeks (and pooled), batch retrained weekly."""
+    examples: list[TrainingExample] = run["examples"]
+    models: TaskModels = run["models"]
+    event_ts = np.array([e.event_ts_ms for e in examples])
+    label_ts = np.array([e.label_ts_ms for e in examples])
+    y = np.array([e.label for e in examples])
+    entity = np.array([run["entity_of"][e.example_id] for e in examples])
+    # the last week whose examples all have their label by the end of the stream, at day boundaries
+    end = (run["last_ts"] - run["horizon"]) // DAY_MS * DAY_MS
+    vectorizer = DictVectorizer(sparse=False)
+    vectorizer.fit([e.features for e in examples])
+    results, pooled_index, pooled_scores = [], [], defaultdict(list)
+    for w in range(weeks, 0, -1):
+        start_ms, end_ms = end - w * WEEK_MS, end - (w - 1) * WEEK_MS
+        test = np.flatnonzero((event_ts >= start_ms) & (event_ts < end_ms))
+        train = np.flatnonzero(label_ts <= start_ms)  # known when the week starts: the same delay
+        if len(test) == 0 or y[train].sum() == 0:
+            raise SystemExit(f"{task}: too few events for {weeks} held-out week(s) after a week of "
+                             "labelled history; raise --events")
+        scores: dict[str, np.ndarray] = {
+            name: np.array([examples[i].scores.get(name, 0.0) for i in test]) for name in models.names
+        }
+        x_train = vectorizer.transform([examples[i].features for i in train])
+        x_test = vectorizer.transform([examples[i].features for i in test])
+        fit_seconds = {}
+        for name, model in batch_models(seed).items():
+            began = time.perf_counter()
+            model.fit(x_train, y[train])
+            fit_seconds[name] = time.perf_counter() - began
+            scores[name] = model.predict_proba(x_test)[:, 1]
+        pooled_index.append(test)
+        for name, values in scores.items():
+            pooled_scores[name].append(values)
+        best = precision_at_k_per_day(event_ts[test], entity[test], y[test], y[test].astype(float))
+        results.append({"title": f"held-out week {day(start_ms)} .. {day(end_ms)}", "n": len(test),
+                        "positives": int(y[test].sum()), "best_p_at_100": best,
+                        "rows": metric_rows(test, scores, event_ts, entity, y),
+                        "note": f"batch trained on {len(train)} examples ({int(y[train].sum())} positive), "
+                                + ", ".join(f"{name} fit {sec:.0f} s" for name, sec in fit_seconds.items())})
+    if weeks > 1:
+        index = np.concatenate(pooled_index)
+        scores = {name: np.concatenate(values) for name, values in pooled_scores.items()}
+        best = precision_at_k_per_day(event_ts[index], entity[index], y[index], y[index].astype(float))
+        results.append({"title": f"the {weeks} held-out weeks pooled", "n": len(index),
+                        "positives": int(y[index].sum()), "best_p_at_100": best,
+                        "rows": metric_rows(index, scores, event_ts, entity, y),
+                        "note": "each week scored by the batch models trained at its start"})
+    return {"weeks": results}
+
+
+def day(ts_ms: int) -> str:
+    return datetime.fromtimestamp(ts_ms / 1000, UTC).date().isoformat()
+
+
+def snapshot_figures(models: TaskModels) -> dict[str, float]:
+    began = time.perf_counter()
+    blob = dump(models, BENCH_KEY, version=1)
+    dumped = time.perf_counter() - began
+    chunks = split_chunks(blob)
+    began = time.perf_counter()
+    load(join_chunks(chunks), BENCH_KEY)
+    loaded = time.perf_counter() - began
+    return {"mb": len(blob) / 1e6, "chunks": len(chunks), "dump_s": dumped, "load_s": loaded}
+
+
+def run_task(task: str, events: int, seed: int, delay_days: float, n_trees: int,
+             weeks: int) -> dict[str, Any]:
+    run = run_online(task, events, seed, delay_days, n_trees)
+    out = evaluate(task, run, weeks, seed)
+    examples = run["examples"]
+    out.update(task=task, scored=run["scored"], examples=len(examples), seconds=run["seconds"],
+               positives=sum(e.label for e in examples), counts=dict(run["counts"]),
+               causes=dict(Counter((e.cause, e.label) for e in examples)),
+               champion=run["models"].champion, snapshot=snapshot_figures(run["models"]),
+               describe=run["describe"])
+    if task == "fraud":
+        known = [e for e in examples if e.label_ts_ms <= run["last_ts"]]  # not the final flush
+        out["label_disagreements"] = (sum(run["truth"][e.example_id] != e.label for e in known), len(known))
+        hst = np.array(run["anomaly_scores"])
+        out["hst_quantiles"] = {q: float(np.quantile(hst, q)) for q in (0.5, 0.9, 0.99, 0.995, 0.999)}
+        threshold = run["models"].anomaly_threshold
+        out["hst_alerts"] = (threshold, float(np.mean(hst >= threshold)))
+    return out
+
+
+def print_report(result: dict[str, Any]) -> None:
+    task = result["task"]
+    print(f"\n=== {task}: {result['scored']} events scored, {result['examples']} training examples "
+          f"({result['positives']} positive), online loop {result['seconds']:.0f} s")
+    print(f"label join: {dict(sorted(result['counts'].items()))}")
+    print(f"examples by (cause, label): {result['causes']}")
+    if "label_disagreements" in result:
+        wrong, known = result["label_disagreements"]
+        print(f"labels learned in the stream that disagree with the simulator's truth: {wrong} of {known}")
+        quantiles = ", ".join(f"q{q}={v:.4f}" for q, v in result["hst_quantiles"].items())
+        threshold, rate = result["hst_alerts"]
+        print(f"anomaly (hst) score quantiles: {quantiles}; at threshold {threshold}: {rate:.2%} alerts")
+    snap = result["snapshot"]
+    print(f"signed snapshot of all {task} models: {snap['mb']:.1f} MB, {snap['chunks']} chunks of <= 900 kB, "
+          f"dump {snap['dump_s']:.1f} s, verify+load {snap['load_s']:.1f} s")
+    entities = "cards" if task == "fraud" else "visitors"
+    for week in result["weeks"]:
+        print(f"\n{task}, {week['title']}: {week['n']} examples, {week['positives']} positive; "
+              f"{week['note']}")
+        print(f"{'model':<14}{'ROC AUC':>9}{'AP':>9}{'P@100/day':>11}   ({entities})")
+        for row in week["rows"]:
+            mark = " *" if row["model"] == result["champion"] else ""
+            print(f"{row['model'] + mark:<14}{row['roc_auc']:>9.4f}{row['ap']:>9.4f}{row['p_at_100']:>11.4f}")
+        print(f"{'(best possible)':<32}{week['best_p_at_100']:>11.4f}")
+    print(f"\nscorestream models ({task}, at the end of the stream; metrics over the last 10 000 examples):")
+    print(format_table(result["describe"]))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=400_000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--label-delay-days", type=float, default=7.0)
+    parser.add_argument("--trees", type=int, default=10, help="trees of the online ARF")
+    parser.add_argument("--weeks", type=int, default=3, help="held-out weeks (the final one last) and pooled")
+    parser.add_argument("--tasks", default="fraud,lead")
+    parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
+    args = parser.parse_args(argv)
+    tasks = args.tasks.split(",")
+    began = time.perf_counter()
+    jobs = (args.events, args.seed, args.label_delay_days, args.trees, args.weeks)
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        futures = {task: pool.submit(run_task, task, *jobs) for task in tasks}
+        results = {task: future.result() for task, future in futures.items()}
+    print(f"{args.events} simulated events, seed {args.seed}, "
+          f"fraud labels {args.label_delay_days:g} days late, ARF of {args.trees} trees; "
+          "'*' marks the champion")
+    for task in tasks:
+        print_report(results[task])
+    print(f"\ntotal {time.perf_counter() - began:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

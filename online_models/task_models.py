@@ -1,0 +1,225 @@
+"""All of one task's models: score with every one, learn from training examples, evaluate prequentially.
+
+The champion's score is published; the challengers (and the rule baseline,
+and for fraud the anomaly detector ``hst``) are scored in shadow. Learning
+comes only from :class:`~online_models.label_join.TrainingExample` s, each
+with the scores the models gave when the event was scored: the metrics are
+updated with *that* score, then every model learns (River's prequential
+order, with the delay of the label).
+
+The loop, labels delivered at once (so it is River's own predict-then-learn loop):
+
+>>> models = TaskModels("lead", n_trees=2)
+>>> for i in range(300):
+...     x = {"pricing_views_7d": i % 4, "page_views_7d": i % 7, "device": "desktop" if i % 3 else "mobile"}
+...     scores = models.score_one(x)
+...     models.learn_one(x, x["pricing_views_7d"] >= 2, scores)
+>>> models.champion, sorted(models.score_one({"pricing_views_7d": 3}))
+('logreg', ['arf', 'hoeffding', 'logreg', 'rules'])
+>>> [(row["model"], row["learned"]) for row in models.describe()][:2]
+[('logreg', 300), ('arf', 300)]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from river import base, metrics, stats, utils
+
+from online_models import anomaly
+from online_models.label_join import Features, TrainingExample
+from online_models.registry import (
+    ANOMALY_DETECTORS,
+    CHAMPIONS,
+    MODELS,
+    ModelOptions,
+    make_model,
+    model_names,
+)
+
+#: The name under which the anomaly detector's score is reported (fraud only).
+ANOMALY = "hst"
+#: Examples the rolling metrics look back over, by default.
+METRIC_WINDOW = 10_000
+
+
+@dataclass
+class Evaluation:
+    """Prequential metrics of one model over its last ``window`` examples (River's rolling metrics)."""
+
+    window: int
+    #: False for a score that is not a probability (the anomaly score): no log loss
+    probabilistic: bool = True
+    evaluated: int = 0
+    roc_auc: metrics.RollingROCAUC = field(init=False)
+    pr_auc: metrics.RollingPRAUC = field(init=False)
+    log_loss: utils.Rolling = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.roc_auc = metrics.RollingROCAUC(window_size=self.window)
+        self.pr_auc = metrics.RollingPRAUC(window_size=self.window)
+        self.log_loss = utils.Rolling(metrics.LogLoss, window_size=self.window)
+        self.positive_rate = utils.Rolling(stats.Mean, window_size=self.window)
+
+    def update(self, label: bool, score: float) -> None:
+        self.evaluated += 1
+        self.positive_rate.update(float(label))
+        self.roc_auc.update(label, score)
+        self.pr_auc.update(label, score)
+        if self.probabilistic:
+            self.log_loss.update(label, score)
+        if self.evaluated % self.window == 0:
+            # River's rolling AUCs buffer every update until read (river 0.26.1): read them once
+            # a window, so that memory and snapshots stay bounded however long nobody looks
+            self.roc_auc.get()
+            self.pr_auc.get()
+
+    def as_dict(self) -> dict[str, float | None]:
+        """Rolling ROC AUC, PR AUC and log loss; None while there is nothing to measure.
+
+        The ranking metrics need both classes in the window: with none of one class
+        (a quiet spell of fraud, say) they are None rather than River's 0.
+        """
+        ranked = self.evaluated > 0 and 0.0 < self.positive_rate.get() < 1.0
+        return {
+            "roc_auc": self.roc_auc.get() if ranked else None,
+            "pr_auc": self.pr_auc.get() if ranked else None,
+            "log_loss": self.log_loss.get() if self.probabilistic and self.evaluated else None,
+        }
+
+
+class TaskModels:
+    """Every registered model of a task, their metrics and what they have learned.
+
+    ``position`` is the offset of the last ``training-examples`` record applied
+    (-1: none); ``version`` is the snapshot version this state was restored
+    from or last saved as (see :mod:`online_models.persistence`).
+    """
+
+    def __init__(self, task: str, *, n_trees: int = 10, seed: int = 0, champion: str | None = None,
+                 anomaly_threshold: float | None = None, metric_window: int = METRIC_WINDOW) -> None:
+        if task not in CHAMPIONS:
+            msg = f"unknown task {task!r}: expected one of {sorted(CHAMPIONS)}"
+            raise ValueError(msg)
+        self.task = task
+        self.champion = CHAMPIONS[task] if champion is None else champion
+        if (task, self.champion) not in MODELS:
+            msg = f"champion {self.champion!r} is not a registered {task} model: {model_names(task)}"
+            raise ValueError(msg)
+        options = ModelOptions(n_trees=n_trees, seed=seed)
+        self.models: dict[str, base.Classifier] = {name: make_model(task, name, options)
+                                                   for name in model_names(task)}
+        self.detector: base.AnomalyDetector | None = None
+        if task in ANOMALY_DETECTORS:
+            self.detector = ANOMALY_DETECTORS[task](seed=seed)
+        self.anomaly_threshold = anomaly.check_threshold(
+            anomaly.DEFAULT_THRESHOLD if anomaly_threshold is None else anomaly_threshold)
+        self.evaluations = {name: Evaluation(metric_window) for name in self.models}
+        if self.detector is not None:
+            self.evaluations[ANOMALY] = Evaluation(metric_window, probabilistic=False)
+        self.learned = dict.fromkeys(self.evaluations, 0)
+        self.position = -1
+        self.version = 0
+
+    @property
+    def names(self) -> list[str]:
+        """Every scorer: the champion first, then the challengers, then the anomaly detector."""
+        challengers = sorted(name for name in self.models if name != self.champion)
+        return [self.champion, *challengers, *([ANOMALY] if self.detector is not None else [])]
+
+    def score_one(self, x: Features) -> dict[str, float]:
+        """Every model's P(True) for ``x``, champion included; ``hst`` is an anomaly score in [0, 1]."""
+        scores = {name: model.predict_proba_one(x).get(True, 0.0) for name, model in self.models.items()}
+        if self.detector is not None:
+            scores[ANOMALY] = self.detector.score_one(x)
+        return scores
+
+    def is_anomaly(self, scores: dict[str, float]) -> bool:
+        """Whether the anomaly score in ``scores`` reaches the detector's threshold (never, without one)."""
+        return (self.detector is not None and ANOMALY in scores
+                and anomaly.is_anomaly(scores[ANOMALY], self.anomaly_threshold))
+
+    def learn_one(self, x: Features, y: bool, scores: dict[str, float]) -> None:
+        """Update each model's metrics with its score from ``scores`` (scoring time), then learn ``(x, y)``.
+
+        A model missing from ``scores`` (registered after the event was scored) learns
+        without being evaluated. The anomaly detector learns ``x`` without the label.
+        """
+        y = bool(y)
+        for name, model in self.models.items():
+            if name in scores:
+                self.evaluations[name].update(y, scores[name])
+            model.learn_one(x, y)
+            self.learned[name] += 1
+        if self.detector is not None:
+            if ANOMALY in scores:
+                self.evaluations[ANOMALY].update(y, scores[ANOMALY])
+            self.detector.learn_one(x)
+            self.learned[ANOMALY] += 1
+
+    def learn_example(self, example: TrainingExample, position: int | None = None) -> bool:
+        """Learn a training example once: one at or before ``position`` already applied is skipped.
+
+        ``position`` is the example's offset in the single-partition ``training-examples``
+        topic; replaying the topic from any earlier offset therefore changes nothing.
+        Returns whether the example was learned.
+        """
+        if example.task != self.task:
+            msg = f"a {example.task} example ({example.example_id}) was given to the {self.task} models"
+            raise ValueError(msg)
+        if position is not None:
+            if position <= self.position:
+                return False
+            self.position = position
+        self.learn_one(example.features, example.label, example.scores)
+        return True
+
+    def describe(self) -> list[dict[str, Any]]:
+        """One row per model for ``scorestream models``: version, examples learned, rolling metrics."""
+        rows = []
+        for name in self.names:
+            if name == ANOMALY:
+                kind, full_name = "anomaly", f"{self.task}.{ANOMALY}"
+            else:
+                spec = MODELS[(self.task, name)]
+                kind, full_name = ("classifier" if spec.learns else "rules"), spec.full_name
+            evaluation = self.evaluations[name]
+            rows.append({
+                "task": self.task, "model": name, "full_name": full_name, "kind": kind,
+                "champion": name == self.champion, "version": self.version,
+                "learned": self.learned[name], "evaluated": evaluation.evaluated,
+                **evaluation.as_dict(),
+            })
+        return rows
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """``describe()`` rows as a plain-text table (what ``scorestream models`` prints).
+
+    >>> print(format_table(TaskModels("lead", n_trees=1).describe()))  # doctest: +NORMALIZE_WHITESPACE
+    model           kind        champion  version  learned  evaluated  roc_auc  pr_auc  log_loss
+    lead.logreg     classifier  *               0        0          0        -       -         -
+    lead.arf        classifier                  0        0          0        -       -         -
+    lead.hoeffding  classifier                  0        0          0        -       -         -
+    lead.rules      rules                       0        0          0        -       -         -
+    """
+    columns = ("model", "kind", "champion", "version", "learned", "evaluated", "roc_auc", "pr_auc",
+               "log_loss")
+
+    def cell(row: dict[str, Any], column: str) -> str:
+        value = row["full_name"] if column == "model" else row[column]
+        if column == "champion":
+            return "*" if value else ""
+        if value is None:
+            return "-"
+        return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+    table = [list(columns)] + [[cell(row, column) for column in columns] for row in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(columns))]
+    left = {0, 1, 2}
+    return "\n".join(
+        "  ".join(text.ljust(width) if i in left else text.rjust(width)
+                  for i, (text, width) in enumerate(zip(line, widths, strict=True))).rstrip()
+        for line in table
+    )

@@ -1,0 +1,206 @@
+"""The learning loop's batch handlers, free of Faust: labels in → label join → training examples.
+
+1. Scoring (``stream.pipeline``) sends a *snapshot* of every scored event (its
+   features and every model's score) to the task's join topic, keyed by the join key.
+2. :func:`route_labels` validates ``fraud-labels`` / ``conversions`` records and
+   sends them to the same join topic, keyed the same way, so a label meets its
+   snapshots in one partition whatever partitioner the label's producer used.
+3. :class:`JoinHandler` runs the point-in-time join (``online_models.label_join``)
+   over a changelog-backed store and yields training examples for the
+   single-partition ``training-examples`` topic.
+4. Every worker reads ``training-examples`` in full, in order, and applies each
+   example once (:func:`learn_records`): replicas stay identical.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, MutableMapping, Sequence
+from dataclasses import asdict, dataclass, field
+
+import orjson
+
+from online_models.label_join import Label, LabelJoin, Snapshot, TrainingExample, conversion, fraud_label
+from online_models.task_models import TaskModels
+from stream import topics
+from stream.events import InvalidEvent, decode_object, parse_ts
+from stream.pipeline import InputRecord, OutputRecord, dead_letter_record
+
+#: The label topic of each task.
+LABEL_TOPICS = {"fraud": topics.FRAUD_LABELS, "lead": topics.CONVERSIONS}
+
+
+def join_topic(app_id: str, task: str) -> str:
+    """The internal topic where a task's snapshots and labels meet (see ``topics.app_topics``)."""
+    name = f"{app_id}-{task}-label-join"
+    assert name in topics.app_topics(app_id)
+    return name
+
+
+def _text(obj: dict, field_name: str) -> str:
+    value = obj.get(field_name)
+    if not isinstance(value, str) or not value:
+        reason = "missing_field" if value in (None, "") else "wrong_type"
+        raise InvalidEvent(reason, f"{field_name!r} must be a non-empty string")
+    return value
+
+
+def _flag(obj: dict, field_name: str) -> bool:
+    value = obj.get(field_name)
+    if not isinstance(value, bool):
+        reason = "missing_field" if value is None else "wrong_type"
+        raise InvalidEvent(reason, f"{field_name!r} must be a boolean")
+    return value
+
+
+def parse_label(task: str, raw: bytes) -> Label | None:
+    """A validated label; ``None`` for a conversion message that says ``converted: false``.
+
+    >>> parse_label("fraud", b'{"event_id": "t1", "ts": 1767225600000, "is_fraud": true}')
+    Label(key='t1', ts_ms=1767225600000, value=True, example_id='t1')
+    """
+    obj = decode_object(raw)
+    if obj.get("ts") is None:
+        raise InvalidEvent("missing_field", "'ts' is required")
+    ts_ms = parse_ts(obj["ts"])
+    if task == "fraud":
+        return fraud_label(_text(obj, "event_id"), ts_ms, _flag(obj, "is_fraud"))
+    visitor = _text(obj, "visitor_id")
+    return conversion(visitor, ts_ms) if _flag(obj, "converted") else None
+
+
+@dataclass
+class RouteResult:
+    outputs: list[OutputRecord] = field(default_factory=list)
+    invalid: list[str] = field(default_factory=list)
+    ignored: int = 0
+
+
+def route_labels(task: str, records: Sequence[InputRecord], to_topic: str) -> RouteResult:
+    """Label records to the join topic (keyed by the join key); invalid ones to the dead letters."""
+    result = RouteResult()
+    for record in records:
+        try:
+            if record.value is None:
+                raise InvalidEvent("missing_value", "the record has no value (tombstone)")
+            label = parse_label(task, record.value)
+        except InvalidEvent as error:
+            result.invalid.append(error.reason)
+            result.outputs.append(dead_letter_record(LABEL_TOPICS[task], record, error))
+            continue
+        if label is None:
+            result.ignored += 1
+            continue
+        body = orjson.dumps({"label": asdict(label)})
+        result.outputs.append(OutputRecord(to_topic, label.key.encode(), body))
+    return result
+
+
+class ChangelogStore(MutableMapping[bytes, bytes]):
+    """The join's store over a table's local data, remembering each change and its partition.
+
+    The Faust glue writes the remembered changes to the table's changelog, each to
+    the partition of the join-topic record that caused it.
+    """
+
+    def __init__(self, data: MutableMapping[bytes, bytes]) -> None:
+        self.data = data
+        self.partition = 0
+        self.changes: dict[bytes, tuple[int, bytes | None]] = {}
+
+    def __getitem__(self, key: bytes) -> bytes:
+        return self.data[key]
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        self.data[key] = value
+        self.changes[key] = (self.partition, value)
+
+    def __delitem__(self, key: bytes) -> None:
+        if key in self.data:
+            del self.data[key]
+            self.changes[key] = (self.partition, None)
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(list(self.data.keys()))
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def take_changes(self) -> dict[bytes, tuple[int, bytes | None]]:
+        changes, self.changes = self.changes, {}
+        return changes
+
+
+def pending_key(label: Label) -> bytes:
+    """Where a label waits: ordered by its time, so the due ones come first.
+
+    >>> pending_key(Label("v1", 42, True))
+    b'00000000000000000042/v1/'
+    """
+    return f"{label.ts_ms:020d}/{label.key}/{label.example_id or ''}".encode()
+
+
+class JoinHandler:
+    """One task's label join over a batch of join-topic records (snapshots and labels).
+
+    A label and its snapshots share a key, hence a partition. Each partition keeps
+    its own event-time clock (its newest snapshot), and a label waits (in
+    ``pending``, changelog-backed) until its partition's clock passes the label's
+    time plus the join's grace; it is then applied, in time order. So a label meets
+    every snapshot scored at or before it, whichever topic the broker delivered
+    first: the result depends on event times only. Horizons expire on the slowest
+    partition's clock. Learning waits that much event time (an hour by default).
+    """
+
+    def __init__(self, task: str, store: ChangelogStore, pending: ChangelogStore) -> None:
+        self.task = task
+        self.store = store
+        self.pending = pending
+        self.join = LabelJoin(task, store)
+        #: newest snapshot time per partition (rebuilt as records come after a restart)
+        self.clock: dict[int, int] = {}
+
+    def handle(self, records: Sequence[InputRecord]) -> list[TrainingExample]:
+        """Apply the batch in order; return the examples it completed (labels, then horizons)."""
+        for record in records:
+            self.store.partition = self.pending.partition = record.partition
+            message = orjson.loads(record.value) if record.value else {}
+            if "snapshot" in message:
+                snapshot = Snapshot(**message["snapshot"])
+                self.join.record(snapshot)
+                self.clock[record.partition] = max(self.clock.get(record.partition, 0), snapshot.ts_ms)
+            elif "label" in message:
+                label = Label(**message["label"])
+                self.pending[pending_key(label)] = orjson.dumps([record.partition, asdict(label)])
+        examples = self._apply_due_labels()
+        if self.clock:
+            examples.extend(self.join.advance(min(self.clock.values())))
+        return examples
+
+    def _apply_due_labels(self) -> list[TrainingExample]:
+        grace = self.join.policy.grace_ms
+        examples = []
+        for key in sorted(self.pending):
+            partition, fields = orjson.loads(self.pending[key])
+            label = Label(**fields)
+            if label.ts_ms > self.clock.get(partition, 0) - grace:
+                continue  # its partition has not reached it yet
+            self.store.partition = self.pending.partition = partition
+            examples.extend(self.join.apply_label(label).examples)
+            del self.pending[key]
+        return examples
+
+
+def example_records(examples: list[TrainingExample]) -> list[OutputRecord]:
+    """Training examples for the single-partition ``training-examples`` topic."""
+    return [OutputRecord(topics.TRAINING_EXAMPLES, e.key, e.to_bytes()) for e in examples]
+
+
+def learn_records(models: dict[str, TaskModels], records: Sequence[tuple[int, bytes]]) -> dict[str, int]:
+    """Apply ``(offset, value)`` records of ``training-examples`` once each; count what was learned."""
+    learned: dict[str, int] = {}
+    for offset, value in records:
+        example = TrainingExample.from_bytes(value)
+        task_models = models.get(example.task)
+        if task_models is not None and task_models.learn_example(example, position=offset):
+            learned[example.task] = learned.get(example.task, 0) + 1
+    return learned

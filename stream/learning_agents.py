@@ -1,0 +1,153 @@
+"""Faust glue of the learning loop: label routing, the label join, the trainer, model snapshots.
+
+See :mod:`stream.learning` for the logic. Every worker runs the trainer: it reads
+the single-partition ``training-examples`` topic in full, with its own consumer
+outside the consumer group, and applies each example once to the models the
+scoring agents use (one process, one event loop: no locks). All replicas see the
+same examples in the same order and stay identical; snapshots only shorten the
+replay at start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import faust
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from online_models.task_models import TaskModels
+from stream import model_store, topics
+from stream.learning import (
+    LABEL_TOPICS,
+    ChangelogStore,
+    JoinHandler,
+    example_records,
+    join_topic,
+    learn_records,
+    route_labels,
+)
+from stream.metrics import Metrics
+from stream.pipeline import InputRecord, OutputRecord
+from stream.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def _raw_topic(app: faust.App, name: str, settings: Settings, **options: object) -> faust.TopicT:
+    return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw",
+                     value_serializer="raw", partitions=settings.partitions, **options)
+
+
+async def send_all(app: faust.App, outputs: list[OutputRecord]) -> None:
+    """Send records and wait until Kafka acknowledged every one."""
+    pending = [await app.producer.send(o.topic, o.key, o.value, None, None, None) for o in outputs]
+    await asyncio.gather(*pending)
+
+
+def _records(events: list) -> list[InputRecord]:
+    return [InputRecord(e.value, e.key, e.message.partition, e.message.offset) for e in events]
+
+
+def add_learning(app: faust.App, settings: Settings, metrics: Metrics,
+                 models: dict[str, TaskModels]) -> None:
+    """Label routing and the label join for every task, the trainer, and model snapshots."""
+    for task in models:
+        to_join = _raw_topic(app, join_topic(settings.app_id, task), settings, internal=True)
+        _add_label_router(app, task, to_join, settings, metrics)
+        _add_label_join(app, task, to_join, settings, metrics)
+    _add_trainer(app, settings, metrics, models)
+    _add_snapshots(app, settings, models)
+
+
+def _add_label_router(app: faust.App, task: str, to_join: faust.TopicT, settings: Settings,
+                      metrics: Metrics) -> None:
+    source = _raw_topic(app, LABEL_TOPICS[task], settings)
+
+    async def route(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(settings.batch_size, settings.batch_timeout_s):
+            result = route_labels(task, _records(events), to_join.get_topic_name())
+            await send_all(app, result.outputs)
+            metrics.events_consumed.labels(topic=LABEL_TOPICS[task]).inc(len(events))
+            for reason in result.invalid:
+                metrics.invalid_events.labels(topic=LABEL_TOPICS[task], reason=reason).inc()
+
+    app.agent(source, name=f"route-{task}-labels")(route)
+
+
+def _add_label_join(app: faust.App, task: str, to_join: faust.TopicT, settings: Settings,
+                    metrics: Metrics) -> None:
+    table = app.Table(f"{task}-label-join", key_type=bytes, value_type=bytes,
+                      partitions=settings.partitions)
+    waiting = app.Table(f"{task}-pending-labels", key_type=bytes, value_type=bytes,
+                        partitions=settings.partitions)
+    handlers: list[JoinHandler] = []
+
+    @app.on_rebalance_complete.connect
+    async def reindex(sender: object, **kwargs: object) -> None:
+        for handler in handlers:  # the partitions (and their snapshots) may have moved
+            handler.join.rebuild()
+
+    async def join(stream: faust.StreamT) -> None:
+        handler = JoinHandler(task, ChangelogStore(table.data), ChangelogStore(waiting.data))
+        handlers.append(handler)
+        async for events in stream.take_events(settings.batch_size, settings.batch_timeout_s):
+            examples = handler.handle(_records(events))
+            pending = [store_table.send_changelog(partition, key, value, value_serializer="raw")
+                       for store, store_table in ((handler.store, table), (handler.pending, waiting))
+                       for key, (partition, value) in store.take_changes().items()]
+            await send_all(app, example_records(examples))
+            await asyncio.gather(*pending)
+            for example in examples:
+                metrics.training_examples.labels(task=task, cause=example.cause).inc()
+            for outcome, count in handler.join.counts.items():
+                metrics.label_join.labels(task=task, outcome=outcome).set(count)
+
+    app.agent(to_join, name=f"join-{task}-labels")(join)
+
+
+def _add_trainer(app: faust.App, settings: Settings, metrics: Metrics,
+                 models: dict[str, TaskModels]) -> None:
+    @app.task
+    async def train() -> None:
+        consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None,
+                                    enable_auto_commit=False, max_partition_fetch_bytes=8 << 20)
+        partition = TopicPartition(topics.TRAINING_EXAMPLES, 0)
+        await consumer.start()
+        consumer.assign([partition])
+        consumer.seek(partition, min(m.position for m in models.values()) + 1)
+        try:
+            while True:
+                batches = await consumer.getmany(partition, timeout_ms=500, max_records=1000)
+                records = [(r.offset, r.value) for r in batches.get(partition, [])]
+                if not records:
+                    continue
+                for task, count in learn_records(models, records).items():
+                    metrics.examples_learned.labels(task=task).inc(count)
+                _export_quality(metrics, models)
+        finally:
+            await consumer.stop()
+
+
+def _export_quality(metrics: Metrics, models: dict[str, TaskModels]) -> None:
+    for task_models in models.values():
+        for row in task_models.describe():
+            if row["roc_auc"] is not None:
+                metrics.model_roc_auc.labels(task=row["task"], model=row["model"]).set(row["roc_auc"])
+
+
+def _add_snapshots(app: faust.App, settings: Settings, models: dict[str, TaskModels]) -> None:
+    def save_all() -> None:
+        for task_models in models.values():
+            try:
+                model_store.save(task_models, settings)
+            except OSError as error:  # a full disk must not stop scoring; the next try may work
+                log.error("could not save the %s models: %s", task_models.task, error)
+
+    @app.timer(interval=settings.model_snapshot_interval_s)
+    async def snapshot_models() -> None:
+        save_all()
+
+    @app.on_before_shutdown.connect
+    async def snapshot_on_shutdown(sender: object, **kwargs: object) -> None:
+        save_all()

@@ -1,0 +1,66 @@
+"""Model snapshots on local disk: signed, versioned, restored at start.
+
+A snapshot is ``online_models.persistence``'s signed blob; it is verified with the
+key before anything in it is unpickled. Files are written atomically (a temporary
+file, then a rename), so a crash never leaves half a snapshot.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+
+from online_models import persistence
+from online_models.task_models import TaskModels
+from stream.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def signing_key(settings: Settings) -> bytes:
+    """``SCORESTREAM_MODEL_KEY``, else a random key kept (0600) in the home folder."""
+    if settings.model_key:
+        return settings.model_key.encode()
+    path = settings.home / "model.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as out:
+            out.write(secrets.token_hex(32))
+    return path.read_text().strip().encode()
+
+
+def snapshot_path(settings: Settings, task: str) -> Path:
+    return settings.home / "models" / f"{task}.snapshot"
+
+
+def save(models: TaskModels, settings: Settings) -> Path:
+    """Write the next version of ``models``' snapshot."""
+    path = snapshot_path(settings, models.task)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    blob = persistence.dump(models, signing_key(settings), models.version + 1)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_bytes(blob)
+    os.replace(temporary, path)
+    return path
+
+
+def restore(task: str, settings: Settings) -> TaskModels | None:
+    """The task's models from their snapshot, or None when there is none.
+
+    A snapshot that fails verification raises :class:`persistence.SnapshotError`:
+    the worker refuses to start on models it cannot trust.
+    """
+    path = snapshot_path(settings, task)
+    if not path.exists():
+        return None
+    models = persistence.load(path.read_bytes(), signing_key(settings), task=task)
+    log.info("restored %s models v%d at training position %d", task, models.version, models.position)
+    return models
+
+
+def load_or_create(task: str, settings: Settings) -> TaskModels:
+    restored = restore(task, settings)
+    return restored if restored is not None else TaskModels(task, n_trees=settings.arf_trees)

@@ -1,0 +1,107 @@
+"""The learning loop through the real broker: every label learned once, on the features it was scored with."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from simulator import SimulatorConfig, simulate, write_jsonl
+from stream import topics
+from stream.events import parse_ts
+from tests.integration.conftest import REPO, consume, settings_env
+
+pytestmark = pytest.mark.integration
+
+
+async def read_partition(settings, topic: str) -> list[dict]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None,
+                                enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partition = TopicPartition(topic, 0)
+        consumer.assign([partition])
+        end = (await consumer.end_offsets([partition]))[partition]
+        consumer.seek(partition, 0)
+        found: list[dict] = []
+        deadline = time.monotonic() + 30
+        while len(found) < end and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=1000)
+            found.extend(orjson.loads(r.value) for r in batch.get(partition, []))
+        return found
+    finally:
+        await consumer.stop()
+
+
+def run_cli(settings, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "stream.cli", *args], env=settings_env(settings),
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+def test_every_label_is_learned_once_on_the_scored_features(engine, start_worker, tmp_path):
+    config = SimulatorConfig(fraud_rate=0.01)
+    events = list(simulate(40_000, seed=31, config=config))
+    path = tmp_path / "events.jsonl"
+    write_jsonl(events, path)
+    n_inputs = sum(e["topic"] in topics.INPUT_TOPICS for e in events)
+    fraud_labels = [e for e in events if e["topic"] == topics.FRAUD_LABELS]
+    assert len(fraud_labels) > 50
+
+    worker = start_worker()
+    assert run_cli(engine, "produce", str(path)).returncode == 0
+    scored = consume(engine, (topics.TRANSACTION_SCORES, topics.LEAD_SCORES), n_inputs, timeout=300)
+    features_at_scoring = {body["event_id"]: body["features"] for _, body in scored}
+
+    # every fraud label within the horizon becomes exactly one example, caused by the label
+    # labels wait until the snapshots' event time is an hour (the grace) past them
+    tx_ids = {e["event_id"] for e in events if e["topic"] == topics.TRANSACTIONS}
+    watermark = max(parse_ts(e["ts"]) for e in events if e["topic"] == topics.TRANSACTIONS)
+    expected = {e["event_id"] for e in fraud_labels
+                if e["event_id"] in tx_ids and parse_ts(e["ts"]) <= watermark - 3_600_000}
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        examples = asyncio.run(read_partition(engine, topics.TRAINING_EXAMPLES))
+        labelled = [e for e in examples if e["task"] == "fraud" and e["cause"] == "label"]
+        if len(labelled) >= len(expected):
+            break
+        time.sleep(1)
+    print(f"\n{len(examples)} examples, {len(labelled)} fraud labels joined, {len(expected)} expected")
+    ids = Counter(e["example_id"] for e in labelled)
+    assert set(ids) == expected and set(ids.values()) == {1}, "each label learned exactly once"
+    truth = {e["event_id"]: e["is_fraud"] for e in fraud_labels}
+    for example in labelled:
+        assert example["label"] == truth[example["example_id"]]
+        # learned on the features the score was computed from, never on later ones
+        assert example["features"] == features_at_scoring[example["event_id"]]
+    conversions = [e for e in examples if e["task"] == "lead" and e["cause"] == "label"]
+    assert conversions and all(e["label"] for e in conversions)
+    negatives = [e for e in examples if e["cause"] == "horizon"]
+    assert negatives and not any(e["label"] for e in negatives)
+    assert len({(e["task"], e["example_id"]) for e in examples}) == len(examples)
+
+    # every worker learns every example of the topic
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        samples = worker.metrics()
+        learned = sum(v for k, v in samples.items() if k.startswith("scorestream_examples_learned_total"))
+        if learned >= len(examples):
+            break
+        time.sleep(0.5)
+    assert learned == len(examples)
+
+    # the models survive a restart: a signed snapshot at shutdown, restored at start
+    worker.stop()
+    shown = run_cli(engine, "models")
+    assert shown.returncode == 0, shown.stderr
+    assert "fraud" in shown.stdout and "logreg" in shown.stdout and "arf" in shown.stdout
+    restarted = start_worker(name="restarted")
+    time.sleep(3)
+    again = sum(v for k, v in restarted.metrics().items()
+                if k.startswith("scorestream_examples_learned_total"))
+    assert again == 0, "a restored worker does not learn the same examples twice"

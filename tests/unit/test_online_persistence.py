@@ -1,0 +1,152 @@
+"""Signed snapshots: identical models back, anything unsigned or tampered refused before unpickling."""
+
+import pickle
+import random
+
+import pytest
+
+from online_models.label_join import TrainingExample
+from online_models.persistence import (
+    MAGIC,
+    SnapshotError,
+    _tag,
+    dump,
+    join_chunks,
+    load,
+    read_header,
+    split_chunks,
+)
+from online_models.task_models import TaskModels
+from online_models.testing import labelled_stream
+
+KEY = b"0123456789abcdef0123456789abcdef"
+EXECUTED = []
+
+
+def detonate(message):
+    EXECUTED.append(message)
+    return message
+
+
+class Bomb:
+    """Unpickling this runs ``detonate``: it stands for a pickle that runs an attacker's code."""
+
+    def __reduce__(self):
+        return detonate, ("the snapshot ran code",)
+
+
+def topic(task, n, seed=0):
+    """A training-examples topic: examples scored by a separate scorer, as bytes."""
+    scorer = TaskModels(task, n_trees=2)
+    records = []
+    for i, (x, y) in enumerate(labelled_stream(task, n, seed)):
+        example = TrainingExample(task, f"e{i}", f"w{i}", i, y, i, "label", x, scorer.score_one(x))
+        records.append(example.to_bytes())
+    return records
+
+
+def learn(models, records, start=0):
+    for offset, raw in enumerate(records):
+        if offset >= start:
+            models.learn_example(TrainingExample.from_bytes(raw), offset)
+    return models
+
+
+PROBES = {task: [x for x, _ in labelled_stream(task, 40, seed=77)] for task in ("fraud", "lead")}
+
+
+@pytest.mark.parametrize("task", ["fraud", "lead"])
+def test_round_trip_gives_identical_models(task):
+    records = topic(task, 400)
+    models = learn(TaskModels(task, n_trees=3), records[:300])
+    restored = load(dump(models, KEY, version=7), KEY, task=task)
+    assert restored.version == 7 and restored.position == 299
+    assert [restored.score_one(x) for x in PROBES[task]] == [models.score_one(x) for x in PROBES[task]]
+    assert restored.describe() == models.describe()
+    learn(models, records, start=300)
+    learn(restored, records, start=300)
+    assert [restored.score_one(x) for x in PROBES[task]] == [models.score_one(x) for x in PROBES[task]]
+
+
+def test_restore_then_replay_the_topic_equals_never_stopping():
+    records = topic("fraud", 500)
+    uninterrupted = learn(TaskModels("fraud", n_trees=2), records)
+    blob = dump(learn(TaskModels("fraud", n_trees=2), records[:180]), KEY, version=1)
+    assert read_header(blob, KEY)["position"] == 179
+    resumed = learn(load(blob, KEY), records)  # replayed from the start: 0..179 are skipped
+    assert resumed.learned == uninterrupted.learned
+    probes = PROBES["fraud"]
+    assert [resumed.score_one(x) for x in probes] == [uninterrupted.score_one(x) for x in probes]
+
+
+def test_header_is_readable_without_unpickling():
+    header = read_header(dump(TaskModels("lead", n_trees=1), KEY, version=3), KEY)
+    assert header["task"] == "lead" and header["version"] == 3 and header["champion"] == "logreg"
+    assert header["learned"]["logreg"] == 0 and header["format"] == 1
+
+
+@pytest.mark.parametrize("where", [len(MAGIC) + 10, -100, -1])  # header, payload, signature
+def test_a_tampered_snapshot_is_refused(where):
+    blob = bytearray(dump(TaskModels("lead", n_trees=1), KEY, version=1))
+    blob[where] ^= 0x01
+    with pytest.raises(SnapshotError, match="bad signature"):
+        load(bytes(blob), KEY)
+
+
+def test_wrong_key_truncation_and_empty_key_are_refused():
+    blob = dump(TaskModels("lead", n_trees=1), KEY, version=1)
+    with pytest.raises(SnapshotError, match="bad signature"):
+        load(blob, b"another key of the same length!!")
+    with pytest.raises(SnapshotError):
+        load(blob[: len(MAGIC) + 3], KEY)
+    with pytest.raises(SnapshotError):
+        load(blob[:-5], KEY)
+    for call in (lambda: dump(TaskModels("lead", n_trees=1), b"", 1), lambda: load(blob, b"")):
+        with pytest.raises(ValueError, match="SCORESTREAM_MODEL_KEY"):
+            call()
+    with pytest.raises(SnapshotError, match="lead models, not the fraud"):
+        load(blob, KEY, task="fraud")
+
+
+def test_an_unsigned_or_forged_pickle_is_refused_without_running_it():
+    bomb = pickle.dumps(Bomb())
+    forged = MAGIC + b"\x00\x00\x00\x02{}" + bomb
+    forged += _tag(b"the attacker's own key", forged)
+    for blob in (bomb, forged, MAGIC + bomb):
+        with pytest.raises(SnapshotError):
+            load(blob, KEY)
+        with pytest.raises(SnapshotError):
+            read_header(blob, KEY)
+    assert EXECUTED == []
+    pickle.loads(bomb)  # the payload is live: unpickled, it does run
+    assert EXECUTED == ["the snapshot ran code"]
+    EXECUTED.clear()
+
+
+def test_chunks_stay_under_the_limit_and_join_back_in_any_order():
+    blob = random.Random(0).randbytes(3_000_000)
+    chunks = split_chunks(blob, max_bytes=1_000_000)
+    assert len(chunks) == 4 and all(len(chunk) <= 1_000_000 for chunk in chunks)
+    shuffled = chunks[::-1] + [chunks[1]]  # reversed, one delivered twice
+    assert join_chunks(shuffled) == blob
+    assert join_chunks(split_chunks(b"")) == b""
+
+
+def test_incomplete_mixed_or_corrupted_chunks_are_refused():
+    blob = random.Random(1).randbytes(100_000)
+    chunks = split_chunks(blob, max_bytes=30_000)
+    other = split_chunks(random.Random(2).randbytes(100_000), max_bytes=30_000)
+    corrupted = chunks[:-1] + [chunks[-1][:-1] + bytes([chunks[-1][-1] ^ 1])]
+    for bad, reason in ((chunks[:-1], "incomplete"), (chunks[:2] + other[2:], "different snapshots"),
+                        (corrupted, "checksum"), ([b"not a chunk"], "not a snapshot chunk"), ([], "none")):
+        with pytest.raises(SnapshotError, match=reason):
+            join_chunks(bad)
+    with pytest.raises(ValueError):
+        split_chunks(blob, max_bytes=10)
+
+
+def test_a_snapshot_travels_in_chunks():
+    models = learn(TaskModels("fraud", n_trees=2), topic("fraud", 300))
+    blob = dump(models, KEY, version=12)
+    back = load(join_chunks(split_chunks(blob, max_bytes=50_000)), KEY)
+    assert back.version == 12 and back.describe() == models.describe()
