@@ -139,6 +139,8 @@ def _observe(metrics: Metrics, task: ScoringTask, result: BatchResult, consumed:
         metrics.anomaly_alerts.labels(task=task.name).inc(result.anomalies)
     if result.late:
         metrics.late_events.labels(topic=task.input_topic).inc(result.late)
+    if result.state_resets:
+        metrics.state_resets.labels(topic=task.input_topic).inc(result.state_resets)
     if result.replayed:
         metrics.replayed_events.labels(topic=task.input_topic).inc(result.replayed)
     score_hist = metrics.score.labels(task=task.name)

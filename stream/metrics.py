@@ -27,6 +27,7 @@ class Metrics(NamedTuple):
     late_events: Counter
     replayed_events: Counter
     expired_keys: Counter
+    state_resets: Counter
     anomaly_alerts: Counter
     training_examples: Counter
     label_join: Gauge
@@ -60,6 +61,9 @@ class Metrics(NamedTuple):
             expired_keys=Counter(
                 "scorestream_expired_keys", "Keys whose state was dropped after idling past every"
                 " window plus the allowed lateness.", ["entity"], registry=registry),
+            state_resets=Counter(
+                "scorestream_state_resets", "Stored entity states that could not be read (an older"
+                " format, or damaged) and started afresh.", ["topic"], registry=registry),
             anomaly_alerts=Counter(
                 "scorestream_anomaly_alerts", "Events whose anomaly score reached its threshold.",
                 ["task"], registry=registry),

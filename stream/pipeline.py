@@ -19,6 +19,7 @@ without a broker, and lets the way records reach it change without touching it.
 from __future__ import annotations
 
 import base64
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -31,6 +32,8 @@ from online_models.label_join import Features, Snapshot, fraud_snapshot, lead_sn
 from online_models.task_models import ANOMALY, TaskModels
 from stream import topics
 from stream.events import InvalidEvent, parse_transaction, parse_web_event
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +71,12 @@ class BatchResult:
     late: int = 0
     #: records already applied to their entity's state before (replayed after a crash)
     replayed: int = 0
+    #: stored states that could not be read (an older format) and started afresh
+    state_resets: int = 0
+
+
+#: Version of the stored state's layout; a change of layout bumps it.
+STATE_FORMAT = 2
 
 
 class EntityState:
@@ -91,12 +100,24 @@ class EntityState:
     def to_bytes(self) -> bytes:
         # orjson returns its whole output buffer (about 4 KiB) however short the JSON;
         # a copy keeps only the bytes, which matters for 10⁶ keys held in memory
-        return memoryview(orjson.dumps([self.partition, self.offset, self.features.to_list()])).tobytes()
+        body = [STATE_FORMAT, self.partition, self.offset, self.features.to_list()]
+        return memoryview(orjson.dumps(body)).tobytes()
 
     @classmethod
     def from_bytes(cls, raw: bytes, state_type: type) -> EntityState:
-        partition, offset, data = orjson.loads(raw)
-        return cls(state_type.from_list(data), partition, offset)
+        """Decode a stored state; :class:`StateFormatError` if it is not one this version wrote."""
+        try:
+            version, partition, offset, data = orjson.loads(raw)
+            if version != STATE_FORMAT:
+                msg = f"state format {version}, expected {STATE_FORMAT}"
+                raise ValueError(msg)
+            return cls(state_type.from_list(data), partition, offset)
+        except (ValueError, TypeError) as error:
+            raise StateFormatError(str(error)) from None
+
+
+class StateFormatError(ValueError):
+    """A stored state this version cannot read (an older format, or damaged bytes)."""
 
 
 @dataclass(frozen=True)
@@ -216,10 +237,16 @@ class BatchScorer:
             entity = getattr(event, self.task.entity_field).encode()
             state = states.get(entity)
             if state is None:
-                state = self._load(entity, load_state)
+                state = self._load(entity, load_state, result)
                 states[entity] = state
-            self._apply(record, event, state, result)
-            self._score_one(event, state.features, result)
+            try:
+                self._apply(record, event, state, result)
+                self._score_one(event, state.features, result)
+            except Exception as error:  # a bug or an input nobody foresaw: never stop the worker
+                log.exception("scoring %s offset %d failed", self.task.input_topic, record.offset)
+                failure = InvalidEvent("processing_error", f"{type(error).__name__}: {error}"[:300])
+                result.invalid.append(failure.reason)
+                result.outputs.append(dead_letter_record(self.task.input_topic, record, failure))
         result.state_writes = {key: (s.partition, s.to_bytes()) for key, s in states.items()}
         return result
 
@@ -233,15 +260,26 @@ class BatchScorer:
         cutoff = self.newest_ts - horizon
         doomed = []
         for key, raw in items:
-            state = EntityState.from_bytes(raw, self.task.features.state_type)
+            try:
+                state = EntityState.from_bytes(raw, self.task.features.state_type)
+            except StateFormatError:
+                continue  # replaced when its entity is next seen
             if state.features.newest_ts <= cutoff:
                 doomed.append((key, state.partition))
         return doomed
 
-    def _load(self, entity: bytes, load_state: Callable[[bytes], bytes | None]) -> EntityState:
+    def _load(self, entity: bytes, load_state: Callable[[bytes], bytes | None],
+              result: BatchResult) -> EntityState:
+        """The entity's state; a state that cannot be read starts afresh (and is counted)."""
         raw = load_state(entity)
         state_type = self.task.features.state_type
-        return EntityState(state_type()) if raw is None else EntityState.from_bytes(raw, state_type)
+        if raw is None:
+            return EntityState(state_type())
+        try:
+            return EntityState.from_bytes(raw, state_type)
+        except StateFormatError:
+            result.state_resets += 1
+            return EntityState(state_type())
 
     def _apply(self, record: InputRecord, event: Any, state: EntityState, result: BatchResult) -> None:
         """Add the event to its entity's state, once, and note whether it came late."""

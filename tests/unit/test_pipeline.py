@@ -66,3 +66,28 @@ def test_idle_keys_expire_after_the_longest_window_plus_lateness():
         store.update({k: v for k, (_, v) in result.state_writes.items()})
     # "old" last moved 31 days + 1 hour before the newest event: past 30 days + 1 hour
     assert scorer.expired(store.items()) == [(b"old", 2)]
+
+
+def test_a_state_this_version_cannot_read_starts_afresh_instead_of_crashing():
+    scorer = BatchScorer(TASKS["fraud"])
+    old = {b"c1": orjson.dumps([T0, [T0], [10.0]]), b"c2": b"\x00garbage"}
+    records = [InputRecord(tx(1, customer="c1"), b"c1", 0, 5), InputRecord(tx(2, customer="c2"), b"c2", 0, 6)]
+    result = scorer.score_batch(records, old.get)
+    assert result.state_resets == 2
+    scores = [orjson.loads(o.value) for o in result.outputs if o.topic == "transaction-scores"]
+    assert [s["features"]["customer_tx_count_30d"] for s in scores] == [1, 1]
+
+
+def test_an_unforeseen_failure_dead_letters_the_record_and_scoring_goes_on(monkeypatch):
+    def broken(state, event):
+        if event.event_id == "t1":
+            raise ZeroDivisionError("a bug")
+        return 0.0
+
+    monkeypatch.setitem(TASKS["fraud"].features.features, "amount", broken)
+    scorer = BatchScorer(TASKS["fraud"])
+    records = [InputRecord(tx(i), b"c1", 0, i) for i in range(3)]
+    result = scorer.score_batch(records, lambda key: None)
+    assert [o.topic for o in result.outputs if o.topic != "transaction-scores"] == ["dead-letter"]
+    assert result.invalid == ["processing_error"]
+    assert len([o for o in result.outputs if o.topic == "transaction-scores"]) == 2
