@@ -1,0 +1,310 @@
+"""Real worker processes on the benchmark broker: throughput on a backlog, paced latency, scale.
+
+A *contender* is a command line that starts a worker reading the settings environment, e.g.
+``python -m stream.cli worker`` (the engine as shipped) or ``python -m bench.prototypes.batch_drain``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaProducer
+
+from bench.common import (
+    REPO,
+    SCORE_TOPICS,
+    Event,
+    delete_prefixed,
+    end_offsets,
+    group_stable,
+    load,
+    pct,
+    read_since,
+    recreate_topics,
+    wait_for_count,
+)
+from stream import topics
+from stream.settings import Settings
+
+ENGINE_CMD = (sys.executable, "-m", "stream.cli", "worker")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def settings_env(settings: Settings, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment that makes a worker process read these settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCORESTREAM_")}
+    for name in ("kafka_bootstrap", "home", "kafka_cache", "partitions", "app_id", "web_port",
+                 "fraud_alert_threshold", "batch_size", "batch_timeout_s"):
+        env["SCORESTREAM_" + name.upper()] = str(getattr(settings, name))
+    env.update(extra or {})
+    return env
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process, all its threads (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+class WorkerProcess:
+    def __init__(self, cmd: tuple[str, ...], settings: Settings, name: str,
+                 extra_env: dict[str, str] | None = None) -> None:
+        self.settings = settings
+        self.log_path = Path(settings.home) / f"{name}.log"
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(list(cmd), stdout=log, stderr=subprocess.STDOUT,
+                                            env=settings_env(settings, extra_env), cwd=REPO,
+                                            start_new_session=True)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def cpu_seconds(self) -> float:
+        return process_cpu_seconds(self.process.pid)
+
+    def wait_ready(self, timeout: float = 90) -> None:
+        url = f"http://127.0.0.1:{self.settings.web_port}/metrics"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise RuntimeError(f"worker exited:\n{self.log()}")
+            try:
+                with urllib.request.urlopen(url, timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.3)
+        raise RuntimeError(f"worker not serving /metrics after {timeout} s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> None:
+        if self.alive():
+            os.killpg(self.process.pid, sig)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+
+@dataclass
+class EngineRun:
+    events_per_s: float
+    scored: int
+    expected: int
+    latency_ms: dict[str, float] | None = None
+    paced_rate: float | None = None
+    #: False when the backlog was not fully scored before the deadline (the rate is then from
+    #: the scores that did arrive, and the run is flagged in the report)
+    complete: bool = True
+    #: CPU of the worker process(es) from loading the backlog to its last score, per event: far
+    #: steadier than events/s when other jobs share the machine
+    cpu_us_per_event: float = float("nan")
+    #: latency at a fixed rate, the same for every contender (``fixed_rate``)
+    latency_fixed_ms: dict[str, float] | None = None
+    fixed_rate: float | None = None
+
+
+def _run_settings(base: Settings, tag: str) -> Settings:
+    app_id = f"bench-{tag}-{uuid.uuid4().hex[:6]}"
+    return replace(base, app_id=app_id, home=Path(base.home) / "runs" / app_id, web_port=free_port())
+
+
+def rate_from_timestamps(records: list[tuple[str, int, bytes]]) -> float:
+    """Scores per second between the first and the last score record's Kafka timestamp."""
+    stamps = [ts for _, ts, _ in records]
+    span = (max(stamps) - min(stamps)) / 1000
+    return (len(stamps) - 1) / span if span > 0 else float("nan")
+
+
+def run_engine(cmd: tuple[str, ...], base: Settings, backlog: list[Event], workers: int = 1,
+               paced_pool: list[Event] | None = None, paced_seconds: float = 6.0,
+               extra_env: dict[str, str] | None = None, tag: str = "engine",
+               profile: str | None = None, fixed_rate: float | None = None) -> EngineRun:
+    """Start workers on empty input topics, load the backlog, time it from the score records.
+
+    With ``paced_pool`` (one worker), afterwards send events at half the measured rate for
+    ``paced_seconds`` with a wall-clock timestamp per event, and report event→score latency.
+    """
+    settings = _run_settings(base, tag)
+    asyncio.run(recreate_topics(settings, topics.INPUT_TOPICS))
+    procs: list[WorkerProcess] = []
+    spy: subprocess.Popen | None = None
+    try:
+        for i in range(workers):
+            each = settings if i == 0 else replace(settings, web_port=free_port())
+            procs.append(WorkerProcess(cmd, each, f"worker{i}", extra_env))
+        for proc in procs:
+            proc.wait_ready()
+        if not asyncio.run(group_stable(settings, settings.app_id, workers)):
+            raise RuntimeError(f"consumer group not stable with {workers} member(s):\n{procs[0].log()}")
+        time.sleep(1.0)  # table recovery of the (empty) changelogs ends after the group is stable
+        base_offsets = asyncio.run(end_offsets(settings, SCORE_TOPICS))
+        if profile:
+            py_spy = str(Path(sys.executable).parent / "py-spy")
+            spy = subprocess.Popen([py_spy, "record", "-p", str(procs[0].pid), "-o", profile,
+                                    "-f", "raw", "-r", "200", "-d", "600", "--nonblocking"],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(1.0)
+        cpu_before = sum(p.cpu_seconds() for p in procs)
+        asyncio.run(load(settings, backlog))
+        expected = len(backlog)
+        seen = asyncio.run(wait_for_count(settings, SCORE_TOPICS, base_offsets, expected,
+                                          timeout=max(45, expected / 500),
+                                          alive=lambda: all(p.alive() for p in procs)))
+        cpu = sum(p.cpu_seconds() for p in procs) - cpu_before
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(timeout=60)
+            spy = None
+        after = asyncio.run(end_offsets(settings, SCORE_TOPICS))
+        records = asyncio.run(read_since(settings, base_offsets, after))
+        if not records:
+            raise RuntimeError(f"no scores at all:\n{procs[0].log()}")
+        run = EngineRun(rate_from_timestamps(records), len(records), expected, complete=seen >= expected,
+                        cpu_us_per_event=cpu / max(1, seen) * 1e6)
+        if not run.complete:
+            print(f"   (incomplete: {seen}/{expected} scores before the deadline; logs in "
+                  f"{procs[0].log_path.parent})", flush=True)
+        if paced_pool and run.complete:
+            run.paced_rate = run.events_per_s / 2
+            run.latency_ms = asyncio.run(_paced_latency(settings, paced_pool, run.paced_rate,
+                                                        paced_seconds, after))
+            if fixed_rate:
+                rest = paced_pool[run.latency_ms["events"]:]
+                now = asyncio.run(end_offsets(settings, SCORE_TOPICS))
+                run.fixed_rate = fixed_rate
+                run.latency_fixed_ms = asyncio.run(_paced_latency(settings, rest, fixed_rate,
+                                                                  paced_seconds, now))
+        return run
+    finally:
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(timeout=60)
+        for proc in procs:
+            proc.stop()
+        asyncio.run(delete_prefixed(settings, settings.app_id))
+
+
+async def _paced_latency(settings: Settings, pool: list[Event], rate: float, seconds: float,
+                         base_offsets: dict) -> dict[str, float]:
+    """Send events at ``rate`` with wall-clock timestamps; latency = score timestamp − send time."""
+    count = min(len(pool), int(rate * seconds))
+    events = pool[:count]
+    sent_ms: dict[str, float] = {}
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=0, acks=1)
+    await producer.start()
+    try:
+        futures = []
+        start = time.monotonic()
+        for index, e in enumerate(events):
+            ahead = start + index / rate - time.monotonic()
+            if ahead > 0.0005:
+                await asyncio.sleep(ahead)
+            now = time.time()
+            sent_ms[e.event_id] = now * 1000
+            futures.append(await producer.send(e.topic, e.value, key=e.key, partition=e.partition,
+                                               timestamp_ms=int(now * 1000)))
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    seen = await wait_for_count(settings, SCORE_TOPICS, base_offsets, count, timeout=60)
+    upto = await end_offsets(settings, SCORE_TOPICS)
+    records = await read_since(settings, base_offsets, upto)
+    latencies = []
+    for _, ts, value in records:
+        sent = sent_ms.get(orjson.loads(value)["event_id"])
+        if sent is not None:
+            latencies.append(ts - sent)
+    return {"p50": pct(latencies, 0.5), "p95": pct(latencies, 0.95), "p99": pct(latencies, 0.99),
+            "max": max(latencies) if latencies else float("nan"), "events": count, "scored": seen,
+            "matched": len(latencies)}
+
+
+PEER_CMD = (sys.executable, "-m", "bench.peer_quix")
+
+
+def run_peer(base: Settings, backlog: list[Event], preloaded: bool = False) -> EngineRun:
+    """Quix Streams on the pre-loaded backlog, timed from its score records' timestamps."""
+    settings = _run_settings(base, "quix")
+    group = settings.app_id
+    if not preloaded:
+        asyncio.run(recreate_topics(settings, topics.INPUT_TOPICS))
+        asyncio.run(load(settings, backlog))
+    base_offsets = asyncio.run(end_offsets(settings, SCORE_TOPICS))
+    state_dir = Path(settings.home) / "state"
+    log_path = Path(settings.home) / "quix.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen([*PEER_CMD, "--group", group, "--state-dir", str(state_dir)],
+                                   stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+                                   env=settings_env(settings), start_new_session=True)
+    try:
+        expected = len(backlog)
+        # CPU is counted from its first score on (not its start-up), per event scored since
+        first = asyncio.run(wait_for_count(settings, SCORE_TOPICS, base_offsets, 1, timeout=90,
+                                           alive=lambda: process.poll() is None))
+        cpu_first = process_cpu_seconds(process.pid)
+        seen = asyncio.run(wait_for_count(settings, SCORE_TOPICS, base_offsets, expected,
+                                          timeout=max(90, expected / 500),
+                                          alive=lambda: process.poll() is None))
+        cpu = process_cpu_seconds(process.pid) - cpu_first
+        after = asyncio.run(end_offsets(settings, SCORE_TOPICS))
+        records = asyncio.run(read_since(settings, base_offsets, after))
+        if seen < expected:
+            raise RuntimeError(f"quix scored {seen}/{expected}:\n{log_path.read_text()[-3000:]}")
+        return EngineRun(rate_from_timestamps(records), len(records), expected,
+                         cpu_us_per_event=cpu / max(1, seen - first) * 1e6)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        asyncio.run(delete_prefixed(settings, f"changelog__{group}"))
+
+
+def run_floor(base: Settings, pool: list[Event], rate: float, seconds: float) -> dict[str, float]:
+    """Event→output latency of the raw aiokafka pass-through at ``rate``: this machine's floor now."""
+    settings = _run_settings(base, "floor")
+    process = subprocess.Popen([sys.executable, "-m", "bench.transport"], stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, cwd=REPO, env=settings_env(settings),
+                               start_new_session=True, text=True)
+    try:
+        if process.stdout.readline().strip() != "ready":
+            raise RuntimeError("the pass-through did not start")
+        base_offsets = asyncio.run(end_offsets(settings, SCORE_TOPICS))
+        return asyncio.run(_paced_latency(settings, pool, rate, seconds, base_offsets))
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()

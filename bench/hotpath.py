@@ -1,0 +1,414 @@
+"""The hot-path benchmark: ceiling, transport, peer, engine (1 and 2 workers, latency), components.
+
+    python -m bench.hotpath                 # ≈ 8–10 min on a 2-core machine
+    python -m bench.hotpath --reps 1        # a quick look
+    python -m bench.hotpath --profile       # py-spy on one worker per contender, on a backlog
+
+It needs the benchmark's own broker (never a developer's or the tests')::
+
+    export SCORESTREAM_KAFKA_BOOTSTRAP=127.0.0.1:39092 SCORESTREAM_KAFKA_CONTROLLER_PORT=39093 \\
+           SCORESTREAM_HOME=.scorestream/bench
+    scorestream kafka start && scorestream topics create
+    python -m bench.hotpath
+    scorestream kafka stop
+
+Every figure is the median of ``--reps`` repetitions with its min–max; repetitions of all
+contenders are interleaved so that a neighbour's load hits them alike. It prints a table and the
+ratios, and writes them with the machine, library versions and git commit to
+``bench/results/hotpath.json``. Not part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import importlib.metadata
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.ceiling import run_ceiling, run_components
+from bench.common import REPO, bench_settings, load, make_events, recreate_topics, summary
+from bench.engine import ENGINE_CMD, EngineRun, run_engine, run_floor, run_peer
+from bench.transport import run_transport
+from stream import topics
+from stream.settings import Settings
+
+RESULTS = Path(__file__).resolve().parent / "results"
+PROTO = (sys.executable, "-m", "bench.prototypes.batch_drain", "worker")
+CONDUCTOR = (sys.executable, "-m", "bench.prototypes.conductor_batch", "worker")
+KNOBS = (sys.executable, "-m", "bench.prototypes.engine_knobs", "worker")
+
+#: name → (command, extra environment). "engine" is the worker as shipped.
+CONTENDERS: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
+    "engine": (ENGINE_CMD, {}),
+    "engine+knobs": (KNOBS, {"BENCH_LOOP": "uvloop", "BENCH_MAX_POLL_RECORDS": "2000",
+                             "BENCH_LINGER_MS": "5", "BENCH_STREAM_BUFFER": "16384"}),
+    "engine+nostandby": (KNOBS, {"BENCH_STANDBY_REPLICAS": "0"}),
+    "conductor_batch": (CONDUCTOR, {}),
+    "batch_drain": (PROTO, {}),
+    "batch_drain+standby": (PROTO, {"BENCH_STANDBY_REPLICAS": "1"}),
+    "batch_drain+uvloop": (PROTO, {"BENCH_LOOP": "uvloop"}),
+    "batch_drain+poll100": (PROTO, {"BENCH_MAX_POLL_RECORDS": "100"}),
+    "batch_drain+switch": (PROTO, {"BENCH_SWITCH_INTERVAL": "0.0005"}),
+}
+DEFAULT_CONTENDERS = ("engine", "batch_drain")
+TARGETS = {"engine/ceiling": 0.5, "engine/peer": 1.0, "p99_ms": 25.0, "speedup_2w": 1.8}
+
+
+def machine() -> dict[str, object]:
+    def version(name: str) -> str:
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            return "-"
+
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True)
+    commit_id = os.environ.get("BENCH_GIT_COMMIT") or commit.stdout.strip() or "unknown"
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "stream", "features", "online_models"],
+                           cwd=REPO, capture_output=True, text=True)
+    return {
+        "cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+        "libraries": {n: version(n) for n in ("faust-streaming", "aiokafka", "river", "orjson",
+                                              "quixstreams", "confluent-kafka", "uvloop",
+                                              "prometheus-client", "mode-streaming")},
+        "git_commit": commit_id,
+        "engine_code_modified": bool(dirty.stdout.strip()),
+        "load_average": os.getloadavg(),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.hotpath", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=30_000, help="backlog per run")
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--paced-seconds", type=float, default=4.0)
+    parser.add_argument("--fixed-rate", type=float, default=2000.0,
+                        help="also measure latency at this rate, the same for every contender (0: no)")
+    parser.add_argument("--contenders", default=",".join(DEFAULT_CONTENDERS),
+                        help=f"comma-separated, from {', '.join(CONTENDERS)}")
+    parser.add_argument("--no-scale", action="store_true", help="skip the 2-worker runs")
+    parser.add_argument("--no-floor", action="store_true",
+                        help="skip the pass-through latency at each contender's paced rate")
+    parser.add_argument("--profile", action="store_true", help="py-spy each contender instead")
+    parser.add_argument("--out", default=str(RESULTS / "hotpath.json"))
+    args = parser.parse_args(argv)
+    names = [n.strip() for n in args.contenders.split(",") if n.strip()]
+    unknown = [n for n in names if n not in CONTENDERS]
+    if unknown:
+        parser.error(f"unknown contenders: {unknown}")
+    settings = bench_settings()
+    partitions = settings.partitions
+    started = time.monotonic()
+    backlog = make_events(args.events, seed=3, partitions=partitions)
+    pool = make_events(args.events + 200_000, seed=3, partitions=partitions)[args.events:]
+    if args.profile:
+        return profile(names, settings, backlog)
+
+    info = machine()
+    print(f"machine: {info['cores']} cores, Python {info['python']}, "
+          + ", ".join(f"{k} {v}" for k, v in info["libraries"].items())
+          + f"; commit {info['git_commit'][:10]}"
+          + (" (engine code modified in the work tree)" if info["engine_code_modified"] else "")
+          + f"; load average {info['load_average'][0]:.2f}", flush=True)
+    mix = collections.Counter(e.topic for e in backlog)
+    print(f"backlog {len(backlog)} events ({dict(mix)}), batch {settings.batch_size}, "
+          f"{partitions} partitions, {args.reps} repetitions", flush=True)
+
+    raw: dict[str, list] = collections.defaultdict(list)
+    for rep in range(args.reps):
+        print(f"-- repetition {rep + 1}/{args.reps}", flush=True)
+        raw["ceiling"].append(run_ceiling(backlog, settings))
+        _note("ceiling", raw["ceiling"][-1])
+        asyncio.run(recreate_topics(settings, topics.INPUT_TOPICS))
+        asyncio.run(load(settings, backlog))
+        raw["transport"].append(asyncio.run(run_transport(settings, len(backlog))))
+        _note("transport", raw["transport"][-1])
+        raw["peer"].append(run_peer(settings, backlog, preloaded=True).__dict__)
+        _note("peer (Quix Streams)", raw["peer"][-1])
+        for name in names:
+            cmd, env = CONTENDERS[name]
+            run = run_engine(cmd, settings, backlog, workers=1, paced_pool=pool,
+                             paced_seconds=args.paced_seconds, extra_env=env, tag=_tag(name),
+                             fixed_rate=args.fixed_rate or None)
+            raw[f"{name}/1w"].append(run.__dict__)
+            _note(f"{name} 1 worker", run)
+            if run.paced_rate and not args.no_floor:
+                floor = run_floor(settings, pool, run.paced_rate, args.paced_seconds)
+                raw[f"{name}/floor"].append(floor)
+                print(f"   {'  floor: pass-through, same rate':<34} p50 {floor['p50']:.1f} "
+                      f"p95 {floor['p95']:.1f} p99 {floor['p99']:.1f} ms", flush=True)
+            if not args.no_scale:
+                run2 = run_engine(cmd, settings, backlog, workers=2, extra_env=env, tag=_tag(name))
+                raw[f"{name}/2w"].append(run2.__dict__)
+                _note(f"{name} 2 workers", run2)
+    raw["components"].append(run_components(backlog, settings))
+
+    report = build_report(raw, names, not args.no_scale)
+    report["machine"] = info
+    report["config"] = {"events": len(backlog), "mix": dict(mix), "batch_size": settings.batch_size,
+                        "partitions": partitions, "reps": args.reps, "paced_seconds": args.paced_seconds,
+                        "contenders": {n: {"cmd": " ".join(Path(c).name if i == 0 else c
+                                                           for i, c in enumerate(CONTENDERS[n][0])),
+                                           "env": CONTENDERS[n][1]} for n in names}}
+    report["finished_utc"] = datetime.now(UTC).isoformat(timespec="seconds")
+    report["seconds"] = round(time.monotonic() - started, 1)
+    report["load_average_end"] = os.getloadavg()
+    print_report(report, names)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1, default=float) + "\n")
+    print(f"\nwritten to {out.relative_to(REPO) if out.is_relative_to(REPO) else out} "
+          f"in {report['seconds']:.0f} s")
+    return 0
+
+
+def _tag(name: str) -> str:
+    return name.replace("+", "-").replace("_", "-")
+
+
+def _note(label: str, result: dict | EngineRun) -> None:
+    data = result if isinstance(result, dict) else result.__dict__
+    extra = f"  {data['cpu_us_per_event']:7.1f} µs CPU/event" if _number(data.get("cpu_us_per_event")) else ""
+    for key, rate in (("latency_ms", "paced_rate"), ("latency_fixed_ms", "fixed_rate")):
+        lat = data.get(key)
+        if lat:
+            extra += (f"; at {data[rate]:,.0f}/s p50 {lat['p50']:.1f} p95 {lat['p95']:.1f} "
+                      f"p99 {lat['p99']:.1f} ms")
+    print(f"   {label:<34} {data['events_per_s']:>10,.0f} events/s{extra}", flush=True)
+
+
+def build_report(raw: dict[str, list], names: list[str], scale: bool) -> dict[str, object]:
+    rates = {key: summary([r["events_per_s"] for r in runs]) for key, runs in raw.items()
+             if key != "components" and not key.endswith("/floor")}
+    report: dict[str, object] = {"events_per_s": rates}
+    cpu = {key: _summary([r["cpu_us_per_event"] for r in runs if _number(r.get("cpu_us_per_event"))])
+           for key, runs in raw.items() if key != "components" and not key.endswith("/floor")}
+    report["cpu_us_per_event"] = cpu
+    contenders = {}
+    for name in names:
+        one = raw[f"{name}/1w"]
+        paced = [r for r in one if r.get("latency_ms")]
+        entry: dict[str, object] = {
+            "latency_ms": {q: _summary([r["latency_ms"][q] for r in paced]) for q in ("p50", "p95", "p99")},
+            "paced_rate": _summary([r["paced_rate"] for r in paced]),
+            "latency_fixed_ms": {q: _summary([r["latency_fixed_ms"][q] for r in one
+                                              if r.get("latency_fixed_ms")])
+                                 for q in ("p50", "p95", "p99")},
+            "fixed_rate": next((r["fixed_rate"] for r in one if r.get("fixed_rate")), None),
+            "floor_latency_ms": {q: _summary([r[q] for r in raw.get(f"{name}/floor", [])])
+                                 for q in ("p50", "p95", "p99")},
+            "incomplete_runs": sum(not r.get("complete", True)
+                                   for key in (f"{name}/1w", f"{name}/2w") for r in raw.get(key, [])),
+        }
+        ratios = {}
+        for peer in ("ceiling", "transport", "peer"):
+            per_rep = [e["events_per_s"] / p["events_per_s"] for e, p in zip(one, raw[peer], strict=False)]
+            ratios[f"engine/{peer}"] = {**summary(per_rep),
+                                        "of_medians": rates[f"{name}/1w"]["median"] / rates[peer]["median"]}
+        if scale:
+            two = raw[f"{name}/2w"]
+            per_rep = [b["events_per_s"] / a["events_per_s"] for a, b in zip(one, two, strict=False)]
+            of_medians = rates[f"{name}/2w"]["median"] / rates[f"{name}/1w"]["median"]
+            ratios["speedup_2w"] = {**summary(per_rep), "of_medians": of_medians}
+        entry["ratios"] = ratios
+        # the same comparisons in CPU per event (steadier when the machine is shared): the
+        # contender's share of the ceiling's throughput it would reach on a core of its own
+        entry["cpu_ratios"] = {
+            f"engine/{peer}": cpu[peer]["median"] / cpu[f"{name}/1w"]["median"]
+            for peer in ("ceiling", "transport", "peer")}
+        if scale:
+            # 2 workers' CPU per event over one's: 1.0 means no extra cost for coordination
+            entry["cpu_ratios"]["cpu_2w/cpu_1w"] = cpu[f"{name}/2w"]["median"] / cpu[f"{name}/1w"]["median"]
+        checks = {"engine/ceiling": ratios["engine/ceiling"]["of_medians"] >= TARGETS["engine/ceiling"],
+                  "engine/peer": ratios["engine/peer"]["of_medians"] >= TARGETS["engine/peer"],
+                  "p99_ms": entry["latency_ms"]["p99"]["median"] <= TARGETS["p99_ms"]}
+        if scale:
+            checks["speedup_2w"] = ratios["speedup_2w"]["of_medians"] >= TARGETS["speedup_2w"]
+        entry["meets_target"] = checks
+        contenders[name] = entry
+    report["contenders"] = contenders
+    report["targets"] = TARGETS
+    report["components_us_per_event"] = raw["components"][0]
+    return report
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, float | int) and value == value
+
+
+def _summary(values: list[float]) -> dict[str, object]:
+    nan = float("nan")
+    return summary(values) if values else {"median": nan, "min": nan, "max": nan, "runs": []}
+
+
+def _fmt(s: dict[str, float], unit: str = "", digits: int = 0) -> str:
+    return f"{s['median']:,.{digits}f}{unit} ({s['min']:,.{digits}f}–{s['max']:,.{digits}f})"
+
+
+def print_report(report: dict, names: list[str]) -> None:
+    rates = report["events_per_s"]
+    cpu = report["cpu_us_per_event"]
+
+    def row(what: str, key: str, note: str = "") -> None:
+        c = cpu.get(key)
+        cpu_cell = _fmt(c, digits=1) if c and c["runs"] else "-"
+        print(f"| {what} | {_fmt(rates[key])} | {cpu_cell} | {note} |")
+
+    print("\n| what | events/s: median (min–max) | CPU µs/event: median (min–max) | note |")
+    print("|---|---|---|---|")
+    row("ceiling: pure batch core, no Kafka", "ceiling", "one process, tight loop")
+    row("transport: aiokafka getmany → send_batch", "transport", "nothing decoded")
+    row("peer: Quix Streams, same work", "peer", "RocksDB state + changelog")
+    for name in names:
+        entry = report["contenders"][name]
+        lat, floor = entry["latency_ms"], entry["floor_latency_ms"]
+        flag = f" ({entry['incomplete_runs']} run(s) incomplete)" if entry["incomplete_runs"] else ""
+        row(f"{name}: 1 worker{flag}", f"{name}/1w",
+            f"latency at {entry['paced_rate']['median']:,.0f}/s: p50 {_fmt(lat['p50'], digits=1)}, "
+            f"p95 {_fmt(lat['p95'], digits=1)}, p99 {_fmt(lat['p99'], digits=1)} ms")
+        fixed = entry["latency_fixed_ms"]
+        if fixed["p50"]["runs"]:
+            print(f"| {name}: 1 worker, fixed rate | | | latency at {entry['fixed_rate']:,.0f}/s: p50 "
+                  f"{_fmt(fixed['p50'], digits=1)}, p95 {_fmt(fixed['p95'], digits=1)}, "
+                  f"p99 {_fmt(fixed['p99'], digits=1)} ms |")
+        if floor["p50"]["runs"]:
+            print(f"| floor: aiokafka pass-through at the same rate | | | latency p50 "
+                  f"{_fmt(floor['p50'], digits=1)}, p95 {_fmt(floor['p95'], digits=1)}, "
+                  f"p99 {_fmt(floor['p99'], digits=1)} ms |")
+        if f"{name}/2w" in rates:
+            sp = entry["ratios"]["speedup_2w"]
+            row(f"{name}: 2 workers", f"{name}/2w",
+                f"speed-up {sp['of_medians']:.2f}× (per repetition {sp['min']:.2f}–{sp['max']:.2f}); "
+                "CPU is both workers' per event")
+    print("\n| contender | engine/ceiling | engine/transport | engine/peer | 2 workers / 1 | p99 ms "
+          "(half max; fixed rate) | targets met (events/s) |")
+    print("|---|---|---|---|---|---|---|")
+    for name in names:
+        entry = report["contenders"][name]
+        r, c = entry["ratios"], entry["cpu_ratios"]
+        cells = [f"{r[k]['of_medians']:.3f} ({r[k]['min']:.3f}–{r[k]['max']:.3f}); CPU {c[k]:.3f}"
+                 for k in ("engine/ceiling", "engine/transport", "engine/peer")]
+        cells.append(f"{r['speedup_2w']['of_medians']:.2f}; CPU/event ×{c['cpu_2w/cpu_1w']:.2f}"
+                     if "speedup_2w" in r else "-")
+        cells.append(f"{entry['latency_ms']['p99']['median']:.1f}; "
+                     f"{entry['latency_fixed_ms']['p99']['median']:.1f}")
+        met = entry["meets_target"]
+        cells.append(", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in met.items()))
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    t = report["targets"]
+    print(f"\nratios: events/s of medians (per-repetition min–max); 'CPU' = the other's CPU µs/event over "
+          f"this one's.\ntargets: engine/ceiling ≥ {t['engine/ceiling']}, engine/peer ≥ {t['engine/peer']}, "
+          f"p99 ≤ {t['p99_ms']} ms at half the measured maximum, 2 workers ≥ {t['speedup_2w']}× one")
+    comp = report["components_us_per_event"]
+    print("\nper-component cost of the core, µs per event (both tasks, timing wrappers subtracted):")
+    for part, us in comp.items():
+        print(f"  {part:<22} {us:6.2f}")
+    print(f"  {'sum':<22} {sum(v for v in comp.values() if v == v):6.2f}"
+          f"  (the ceiling's CPU: {cpu['ceiling']['median']:.2f} µs/event, without metrics)")
+
+
+# --- profiling ---------------------------------------------------------------------------------
+
+def profile(names: list[str], settings: Settings, backlog: list) -> int:
+    """One 1-worker backlog run per contender under ``py-spy record``; prints its top entries.
+
+    Raw stacks go to the benchmark's home (``SCORESTREAM_HOME``), summaries to bench/results.
+    """
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        cmd, env = CONTENDERS[name]
+        raw_path = Path(settings.home) / f"profile-{_tag(name)}.raw"
+        raw_path.parent.mkdir(parents=True, exist_ok=True)
+        run = run_engine(cmd, settings, backlog, workers=1, extra_env=env, tag=_tag(name),
+                         profile=str(raw_path))
+        text = (f"== {name}: {run.events_per_s:,.0f} events/s while profiled (py-spy at 200 Hz, "
+                f"{run.cpu_us_per_event:.1f} µs CPU/event)\n{summarise_profile(raw_path)}\n")
+        print("\n" + text)
+        (RESULTS / f"profile-{_tag(name)}-summary.txt").write_text(text)
+    return 0
+
+
+#: Where a sample's time belongs: the first of these found walking from the leaf to the root.
+CATEGORIES = (
+    ("metrics (prometheus_client)", ("prometheus_client/", "_observe (stream/app.py", "_observe (")),
+    ("core: decode, validate, features, model, encode", (
+        "stream/pipeline.py", "features/", "river/", "stream/events.py", "online_models/")),
+    ("produce path (Faust + aiokafka)", (
+        "Producer.send (", "AIOKafkaProducer", "Sender.", "Sender._", "MessageAccumulator", "MessageBatch",
+        "BatchBuilder", "Topic.publish_message", "Topic.send", "Topic._send", "_deliver (", "FutureMessage",
+        "PendingMessage", "aiokafka/producer/", "faust/transport/producer", "BatchHandler.send",
+        "_send (bench/", "SendProduceReqHandler")),
+    ("consume path (Faust consumer, conductor, stream, agent)", (
+        "faust/transport/consumer.py", "faust/transport/conductor.py", "faust/streams.py",
+        "Consumer._to_message", "faust/events.py", "faust/channels.py", "faust/agents/", "App.create_event",
+        "ConsumerMessage", "Service.wait_first", "aiokafka/consumer/", "take_events", "_stamp_arrival",
+        "_drain_messages", "_submit (", "_per_message", "_on_flight_done", "Fetcher.")),
+    ("kafka client I/O (aiokafka conn, sockets)",
+     ("aiokafka/conn.py", "aiokafka/client.py", "selector_events.py")),
+)
+
+
+def _category(frames: list[str]) -> str:
+    for frame in reversed(frames):
+        for name, patterns in CATEGORIES:
+            if any(p in frame for p in patterns):
+                return name
+    return "event loop, tasks, other"
+
+
+def summarise_profile(path: Path, top: int = 20) -> str:
+    """Time by category, then top functions by self and inclusive share of all busy samples."""
+    self_time: collections.Counter[str] = collections.Counter()
+    inclusive: collections.Counter[str] = collections.Counter()
+    categories: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        frames = stack.split(";")
+        n = int(count)
+        total += n
+        categories[_category(frames)] += n
+        self_time[_short(frames[-1])] += n
+        for frame in set(map(_short, frames)):
+            inclusive[frame] += n
+    if not total:
+        return "no samples"
+    lines = [f"busy samples {total} (all threads; py-spy records no idle samples)", "by category:"]
+    lines += [f"  {n / total:6.1%}  {c}" for c, n in categories.most_common()]
+    lines.append("top by self time:")
+    lines += [f"  {n / total:6.1%}  {f}" for f, n in self_time.most_common(top)]
+    lines.append("top by inclusive time (entry frames above the event loop left out):")
+    boring = ("cli/base.py", "click/", "runpy", "App.main", "Worker.execute_from_commandline",
+              "BaseEventLoop.run_", "<module>", "main (", "_worker (")
+    lines += [f"  {n / total:6.1%}  {f}" for f, n in inclusive.most_common(top + 30)
+              if not any(b in f for b in boring)][:top + 10]
+    return "\n".join(lines)
+
+
+def _short(frame: str) -> str:
+    # py-spy raw frames look like "function (path/to/module.py:line)"
+    name, _, where = frame.partition(" (")
+    where = where.rstrip(")")
+    path, _, _ = where.rpartition(":")
+    parts = path.split("/")
+    for anchor in ("site-packages", "lib"):
+        if anchor in parts:
+            parts = parts[parts.index(anchor) + 1:]
+            break
+    else:
+        parts = parts[-2:]
+    return f"{name} ({'/'.join(parts)})"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
