@@ -105,3 +105,47 @@ def test_every_label_is_learned_once_on_the_scored_features(engine, start_worker
     again = sum(v for k, v in restarted.metrics().items()
                 if k.startswith("scorestream_examples_learned_total"))
     assert again == 0, "a restored worker does not learn the same examples twice"
+
+
+def test_two_workers_keep_identical_models(engine, start_worker, tmp_path):
+    """Two replicas share the scoring, and each learns every example in the same order."""
+    from dataclasses import replace
+
+    from stream import model_store
+    from tests.integration.conftest import free_port
+
+    events = list(simulate(20_000, seed=32, config=SimulatorConfig(fraud_rate=0.02)))
+    path = tmp_path / "events.jsonl"
+    write_jsonl(events, path)
+    n_inputs = sum(e["topic"] in topics.INPUT_TOPICS for e in events)
+    first = start_worker(name="one")
+    second_settings = replace(engine, home=tmp_path / "second", web_port=free_port())
+    second = start_worker(second_settings, name="two")
+    assert run_cli(engine, "produce", str(path)).returncode == 0
+    consume(engine, (topics.TRANSACTION_SCORES, topics.LEAD_SCORES), n_inputs, timeout=300)
+
+    deadline, stable_since, seen = time.monotonic() + 120, time.monotonic(), -1
+    while time.monotonic() < deadline:  # until the join is done and both learned it all
+        examples = asyncio.run(read_partition(engine, topics.TRAINING_EXAMPLES))
+        if len(examples) != seen:
+            seen, stable_since = len(examples), time.monotonic()
+        learned = [sum(v for k, v in w.metrics().items()
+                       if k.startswith("scorestream_examples_learned_total")) for w in (first, second)]
+        if examples and learned == [len(examples)] * 2 and time.monotonic() - stable_since > 5:
+            break
+        time.sleep(1)
+    assert examples and learned == [len(examples)] * 2, (learned, len(examples))
+    consumed = [sum(v for k, v in w.metrics().items()
+                    if k.startswith('scorestream_events_consumed_total{topic="transactions"}'))
+                for w in (first, second)]
+    assert all(consumed), f"both workers score part of the stream: {consumed}"
+
+    first.stop()
+    second.stop()
+    for task in ("fraud", "lead"):
+        probes = [e["features"] for e in examples if e["task"] == task][:50]
+        one = model_store.restore(task, engine)
+        two = model_store.restore(task, second_settings)
+        assert one.learned == two.learned
+        for x in probes:
+            assert one.score_one(x) == two.score_one(x), "replicas must stay identical"
