@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -129,8 +130,8 @@ def _observe(metrics: Metrics, task: ScoringTask, result: BatchResult, consumed:
              latencies: list[float]) -> None:
     metrics.events_consumed.labels(topic=task.input_topic).inc(consumed)
     metrics.batch_size.labels(topic=task.input_topic).observe(consumed)
-    for out in result.outputs:
-        metrics.outputs_produced.labels(topic=out.topic).inc()
+    for topic, count in Counter(out.topic for out in result.outputs).items():
+        metrics.outputs_produced.labels(topic=topic).inc(count)  # one label lookup per topic
     for reason in result.invalid:
         metrics.invalid_events.labels(topic=task.input_topic, reason=reason).inc()
     if result.alerts:

@@ -29,11 +29,7 @@ from stream.pipeline import InputRecord, OutputRecord, dead_letter_record
 LABEL_TOPICS = {"fraud": topics.FRAUD_LABELS, "lead": topics.CONVERSIONS}
 
 
-def join_topic(app_id: str, task: str) -> str:
-    """The internal topic where a task's snapshots and labels meet (see ``topics.app_topics``)."""
-    name = f"{app_id}-{task}-label-join"
-    assert name in topics.app_topics(app_id)
-    return name
+join_topic = topics.join_topic
 
 
 def _text(obj: dict, field_name: str) -> str:

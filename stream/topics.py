@@ -40,13 +40,22 @@ TABLES = ("customer-state", "visitor-state", "fraud-label-join", "lead-label-joi
           "fraud-pending-labels", "lead-pending-labels")
 
 
+def join_topic(app_id: str, task: str) -> str:
+    """The internal topic where a task's snapshots and labels meet.
+
+    >>> join_topic("scorestream", "fraud")
+    'scorestream-fraud-label-join'
+    """
+    return f"{app_id}-{task}-label-join"
+
+
 def app_topics(app_id: str) -> tuple[str, ...]:
     """Internal topics of one app id: where each task's snapshots meet their labels.
 
     >>> app_topics("scorestream")
     ('scorestream-fraud-label-join', 'scorestream-lead-label-join')
     """
-    return tuple(f"{app_id}-{task}-label-join" for task in ("fraud", "lead"))
+    return tuple(join_topic(app_id, task) for task in ("fraud", "lead"))
 
 
 def changelog_topics(app_id: str) -> tuple[str, ...]:
