@@ -1,10 +1,11 @@
-"""The Faust application: topics, changelog-backed state tables, one thin agent per task, /metrics.
+"""The Faust application: topics, changelog-backed state tables, one batch handler per task, /metrics.
 
-Each agent takes a batch of raw records from its input topic, hands it to the
-pure :class:`~stream.pipeline.BatchScorer`, then writes the batch's state and
-outputs and waits until Kafka acknowledged all of them. Only then does Faust
-acknowledge the batch's records, so their offsets are committed after their
-scores exist (at-least-once).
+Faust's consumer hands each fetched batch of an input topic to the task's
+handler (:mod:`stream.batching`), which runs the pure
+:class:`~stream.pipeline.BatchScorer` and returns the batch's state changelog
+records and outputs. The batch's offsets become committable only once Kafka
+acknowledged all of them, so offsets are committed after their scores exist
+(at-least-once).
 
 State is one changelog-backed Faust table per entity (customer, visitor), with
 raw ``bytes`` keys and values. A key's changelog record goes to the partition of
@@ -19,7 +20,6 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
 from typing import Any
 
 import faust
@@ -27,6 +27,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from online_models.task_models import TaskModels
 from stream import model_store
+from stream.batching import Delivery, Outgoing, add_batch_handler, use_batch_consumer
 from stream.learning import join_topic
 from stream.learning_agents import add_learning
 from stream.metrics import Metrics
@@ -53,20 +54,29 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None,
         web_port=settings.web_port,
         web_host="0.0.0.0",
         web_in_thread=False,
+        # batches as big as the core takes; outputs leave within a millisecond
+        broker_max_poll_records=settings.batch_size,
+        producer_linger_ms=1,
+        producer_max_batch_size=256 * 1024,
+        # a standby replica replays every changelog record through Faust's per-message path,
+        # which costs the standby worker as much as scoring; a failover reads the changelog instead
+        table_standby_replicas=0,
     )
+    use_batch_consumer(app)
     registry = registry if registry is not None else CollectorRegistry()
     metrics = Metrics.create(registry)
     models = {name: model_store.load_or_create(name, settings) for name in TASKS}
     for task in TASKS.values():
-        _add_scoring_agent(app, task, settings, metrics, models[task.name])
+        _add_scoring(app, task, settings, metrics, models[task.name])
     add_learning(app, settings, metrics, models)
     _add_metrics_page(app, registry)
     _quiet_root_logger(app, log_level)
     return app
 
 
-def _add_scoring_agent(app: faust.App, task: ScoringTask, settings: Settings,
-                       metrics: Metrics, models: TaskModels) -> None:
+def _add_scoring(app: faust.App, task: ScoringTask, settings: Settings, metrics: Metrics,
+                 models: TaskModels) -> None:
+    """Score the task's input topic in batches; state in a changelog-backed table."""
     topic = app.topic(task.input_topic, key_type=bytes, value_type=bytes, key_serializer="raw",
                       value_serializer="raw", partitions=settings.partitions)
     table = app.Table(f"{task.features.entity}-state", key_type=bytes, value_type=bytes,
@@ -75,20 +85,22 @@ def _add_scoring_agent(app: faust.App, task: ScoringTask, settings: Settings,
                          lateness_ms=int(settings.allowed_lateness_s * 1000), models=models,
                          challengers=settings.challengers,
                          join_topic=join_topic(settings.app_id, task.name))
+    outputs, state = Outgoing(settings.partitions), Outgoing(settings.partitions)
 
-    async def score(stream: faust.StreamT) -> None:
-        arrivals: list[float] = []
-        stream.add_processor(_stamp_arrival(arrivals))
-        async for events in stream.take_events(settings.batch_size, settings.batch_timeout_s):
-            records = [InputRecord(e.value, e.key, e.message.partition, e.message.offset)
-                       for e in events]
-            result = scorer.score_batch(records, table.data.get)
-            await _deliver(app, table, result)
-            done = time.monotonic()
-            _observe(metrics, task, result, len(records), [done - t for t in arrivals[:len(records)]])
-            del arrivals[:len(records)]
+    def score(records: list[InputRecord]) -> Delivery:
+        result = scorer.score_batch(records, table.data.get)
+        changelog = table.changelog_topic.get_topic_name()
+        for key, (partition, value) in result.state_writes.items():
+            table.data[key] = value  # the local store; its changelog record goes with the batch
+            state.add(changelog, partition, key, value)
+        for out in result.outputs:
+            outputs.add_keyed(out.topic, out.key, out.value)
 
-    app.agent(topic, name=f"score-{task.name}")(score)
+        def observe(fetched_at: float) -> None:
+            _observe(metrics, task, result, len(records), time.monotonic() - fetched_at)
+        return Delivery(outputs.take(), state.take(), observe)
+
+    add_batch_handler(app, topic, score)
     _add_state_expiry(app, table, scorer, settings, metrics)
 
 
@@ -107,27 +119,9 @@ def _add_state_expiry(app: faust.App, table: faust.Table, scorer: BatchScorer, s
             await asyncio.sleep(0)  # let scoring go on between chunks
 
 
-def _stamp_arrival(arrivals: list[float]) -> Callable[[Any], Any]:
-    """A stream processor that records when each record reached the agent."""
-    def stamp(value: Any) -> Any:
-        arrivals.append(time.monotonic())
-        return value
-    return stamp
-
-
-async def _deliver(app: faust.App, table: faust.Table, result: BatchResult) -> None:
-    """Write the batch's state and outputs, and wait until Kafka acknowledged every record."""
-    pending = []
-    for key, (partition, value) in result.state_writes.items():
-        table.data[key] = value  # the local store; its changelog record is sent just below
-        pending.append(table.send_changelog(partition, key, value))
-    for out in result.outputs:
-        pending.append(await app.producer.send(out.topic, out.key, out.value, None, None, None))
-    await asyncio.gather(*pending)
-
-
 def _observe(metrics: Metrics, task: ScoringTask, result: BatchResult, consumed: int,
-             latencies: list[float]) -> None:
+             latency: float) -> None:
+    """Count a batch once Kafka has its outputs; ``latency`` is fetch → acknowledged, for each record."""
     metrics.events_consumed.labels(topic=task.input_topic).inc(consumed)
     metrics.batch_size.labels(topic=task.input_topic).observe(consumed)
     for topic, count in Counter(out.topic for out in result.outputs).items():
@@ -148,7 +142,7 @@ def _observe(metrics: Metrics, task: ScoringTask, result: BatchResult, consumed:
     for score in result.scores:
         score_hist.observe(score)
     latency_hist = metrics.event_to_score_latency.labels(topic=task.input_topic)
-    for latency in latencies:
+    for _ in range(consumed):
         latency_hist.observe(latency)
 
 

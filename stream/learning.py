@@ -126,6 +126,19 @@ class ChangelogStore(MutableMapping[bytes, bytes]):
         return changes
 
 
+def join_sources(task: str, partitions: int) -> int:
+    """How many input partitions send snapshots to one join partition.
+
+    A lead's snapshot is keyed by visitor, as its web event is: each join partition
+    hears from its own input partition only. A transaction's is keyed by event id,
+    its input by customer: every input partition feeds every join partition.
+
+    >>> join_sources("lead", 4), join_sources("fraud", 4)
+    (1, 4)
+    """
+    return 1 if task == "lead" else partitions
+
+
 def pending_key(label: Label) -> bytes:
     """Where a label waits: ordered by its time, so the due ones come first.
 
@@ -138,22 +151,34 @@ def pending_key(label: Label) -> bytes:
 class JoinHandler:
     """One task's label join over a batch of join-topic records (snapshots and labels).
 
-    A label and its snapshots share a key, hence a partition. Each partition keeps
-    its own event-time clock (its newest snapshot), and a label waits (in
-    ``pending``, changelog-backed) until its partition's clock passes the label's
-    time plus the join's grace; it is then applied, in time order. So a label meets
-    every snapshot scored at or before it, whichever topic the broker delivered
-    first: the result depends on event times only. Horizons expire on the slowest
-    partition's clock. Learning waits that much event time (an hour by default).
+    A label and its snapshots share a key, hence a join partition. Each join
+    partition keeps an event-time clock: the newest snapshot received from each
+    partition of the scored input topic (``sources`` of them), and the slowest of
+    those. A label waits (in ``pending``, changelog-backed) until that clock passes
+    the label's time plus the join's grace; it is then applied, in time order. So a
+    label meets every snapshot scored at or before it, whichever topic the broker
+    delivered first and however far one input partition runs ahead of another: the
+    result depends on event times only. Horizons expire on the slowest clock.
+    Learning waits that much event time (an hour by default), and waits while an
+    input partition has sent nothing to the join partition yet.
     """
 
-    def __init__(self, task: str, store: ChangelogStore, pending: ChangelogStore) -> None:
+    def __init__(self, task: str, store: ChangelogStore, pending: ChangelogStore, sources: int = 1) -> None:
         self.task = task
         self.store = store
         self.pending = pending
         self.join = LabelJoin(task, store)
-        #: newest snapshot time per partition (rebuilt as records come after a restart)
-        self.clock: dict[int, int] = {}
+        self.sources = sources
+        #: join partition → input partition → newest snapshot time (rebuilt as records come
+        #: after a restart)
+        self.newest: dict[int, dict[int, int]] = {}
+
+    def clock(self, partition: int) -> int:
+        """The event time every input partition's snapshots reached in a join partition (0 before)."""
+        newest = self.newest.get(partition, {})
+        if len(newest) < self.sources:
+            return 0
+        return min(newest.values())
 
     def handle(self, records: Sequence[InputRecord]) -> list[TrainingExample]:
         """Apply the batch in order; return the examples it completed (labels, then horizons)."""
@@ -163,13 +188,15 @@ class JoinHandler:
             if "snapshot" in message:
                 snapshot = Snapshot(**message["snapshot"])
                 self.join.record(snapshot)
-                self.clock[record.partition] = max(self.clock.get(record.partition, 0), snapshot.ts_ms)
+                newest = self.newest.setdefault(record.partition, {})
+                source = message.get("source", 0)
+                newest[source] = max(newest.get(source, 0), snapshot.ts_ms)
             elif "label" in message:
                 label = Label(**message["label"])
                 self.pending[pending_key(label)] = orjson.dumps([record.partition, asdict(label)])
         examples = self._apply_due_labels()
-        if self.clock:
-            examples.extend(self.join.advance(min(self.clock.values())))
+        if self.newest:
+            examples.extend(self.join.advance(min(self.clock(p) for p in self.newest)))
         return examples
 
     def _apply_due_labels(self) -> list[TrainingExample]:
@@ -178,7 +205,7 @@ class JoinHandler:
         for key in sorted(self.pending):
             partition, fields = orjson.loads(self.pending[key])
             label = Label(**fields)
-            if label.ts_ms > self.clock.get(partition, 0) - grace:
+            if label.ts_ms > self.clock(partition) - grace:
                 continue  # its partition has not reached it yet
             self.store.partition = self.pending.partition = partition
             examples.extend(self.join.apply_label(label).examples)

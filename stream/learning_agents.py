@@ -10,7 +10,6 @@ replay at start.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import faust
@@ -18,17 +17,19 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from online_models.task_models import TaskModels
 from stream import model_store, topics
+from stream.batching import Delivery, Outgoing, add_batch_handler
 from stream.learning import (
     LABEL_TOPICS,
     ChangelogStore,
     JoinHandler,
     example_records,
+    join_sources,
     join_topic,
     learn_records,
     route_labels,
 )
 from stream.metrics import Metrics
-from stream.pipeline import InputRecord, OutputRecord
+from stream.pipeline import InputRecord
 from stream.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -37,16 +38,6 @@ log = logging.getLogger(__name__)
 def _raw_topic(app: faust.App, name: str, settings: Settings, **options: object) -> faust.TopicT:
     return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw",
                      value_serializer="raw", partitions=settings.partitions, **options)
-
-
-async def send_all(app: faust.App, outputs: list[OutputRecord]) -> None:
-    """Send records and wait until Kafka acknowledged every one."""
-    pending = [await app.producer.send(o.topic, o.key, o.value, None, None, None) for o in outputs]
-    await asyncio.gather(*pending)
-
-
-def _records(events: list) -> list[InputRecord]:
-    return [InputRecord(e.value, e.key, e.message.partition, e.message.offset) for e in events]
 
 
 def add_learning(app: faust.App, settings: Settings, metrics: Metrics,
@@ -63,16 +54,20 @@ def add_learning(app: faust.App, settings: Settings, metrics: Metrics,
 def _add_label_router(app: faust.App, task: str, to_join: faust.TopicT, settings: Settings,
                       metrics: Metrics) -> None:
     source = _raw_topic(app, LABEL_TOPICS[task], settings)
+    outgoing = Outgoing(settings.partitions)
 
-    async def route(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(settings.batch_size, settings.batch_timeout_s):
-            result = route_labels(task, _records(events), to_join.get_topic_name())
-            await send_all(app, result.outputs)
-            metrics.events_consumed.labels(topic=LABEL_TOPICS[task]).inc(len(events))
+    def route(records: list[InputRecord]) -> Delivery:
+        result = route_labels(task, records, to_join.get_topic_name())
+        for out in result.outputs:
+            outgoing.add_keyed(out.topic, out.key, out.value)
+
+        def observe(fetched_at: float) -> None:
+            metrics.events_consumed.labels(topic=LABEL_TOPICS[task]).inc(len(records))
             for reason in result.invalid:
                 metrics.invalid_events.labels(topic=LABEL_TOPICS[task], reason=reason).inc()
+        return Delivery(outgoing.take(), on_acknowledged=observe)
 
-    app.agent(source, name=f"route-{task}-labels")(route)
+    add_batch_handler(app, source, route)
 
 
 def _add_label_join(app: faust.App, task: str, to_join: faust.TopicT, settings: Settings,
@@ -81,29 +76,35 @@ def _add_label_join(app: faust.App, task: str, to_join: faust.TopicT, settings: 
                       partitions=settings.partitions)
     waiting = app.Table(f"{task}-pending-labels", key_type=bytes, value_type=bytes,
                         partitions=settings.partitions)
-    handlers: list[JoinHandler] = []
+    handlers: list[JoinHandler] = []  # made on the first batch, once the tables' stores exist
+    outputs, state = Outgoing(settings.partitions), Outgoing(settings.partitions)
 
     @app.on_rebalance_complete.connect
     async def reindex(sender: object, **kwargs: object) -> None:
         for handler in handlers:  # the partitions (and their snapshots) may have moved
             handler.join.rebuild()
 
-    async def join(stream: faust.StreamT) -> None:
-        handler = JoinHandler(task, ChangelogStore(table.data), ChangelogStore(waiting.data))
-        handlers.append(handler)
-        async for events in stream.take_events(settings.batch_size, settings.batch_timeout_s):
-            examples = handler.handle(_records(events))
-            pending = [store_table.send_changelog(partition, key, value, value_serializer="raw")
-                       for store, store_table in ((handler.store, table), (handler.pending, waiting))
-                       for key, (partition, value) in store.take_changes().items()]
-            await send_all(app, example_records(examples))
-            await asyncio.gather(*pending)
+    def join(records: list[InputRecord]) -> Delivery:
+        if not handlers:
+            handlers.append(JoinHandler(task, ChangelogStore(table.data), ChangelogStore(waiting.data),
+                                        sources=join_sources(task, settings.partitions)))
+        handler = handlers[0]
+        examples = handler.handle(records)
+        for store, store_table in ((handler.store, table), (handler.pending, waiting)):
+            changelog = store_table.changelog_topic.get_topic_name()
+            for key, (partition, value) in store.take_changes().items():
+                state.add(changelog, partition, key, value)
+        for record in example_records(examples):
+            outputs.add(record.topic, 0, record.key, record.value)  # a single partition
+
+        def observe(fetched_at: float) -> None:
             for example in examples:
                 metrics.training_examples.labels(task=task, cause=example.cause).inc()
             for outcome, count in handler.join.counts.items():
                 metrics.label_join.labels(task=task, outcome=outcome).set(count)
+        return Delivery(outputs.take(), state.take(), observe)
 
-    app.agent(to_join, name=f"join-{task}-labels")(join)
+    add_batch_handler(app, to_join, join)
 
 
 def _add_trainer(app: faust.App, settings: Settings, metrics: Metrics,

@@ -200,7 +200,8 @@ class BatchScorer:
     """Scores batches of one task's records: the champion's score is published, challengers shadow it.
 
     With ``join_topic`` set, every scored event also yields a snapshot record (its
-    features and every model's score) for the label join, keyed by the join key.
+    features and every model's score, and the input partition it came from) for
+    the label join, keyed by the join key.
     """
 
     def __init__(self, task: ScoringTask, fraud_alert_threshold: float = 0.5,
@@ -241,7 +242,7 @@ class BatchScorer:
                 states[entity] = state
             try:
                 self._apply(record, event, state, result)
-                self._score_one(event, state.features, result)
+                self._score_one(event, state.features, result, record.partition)
             except Exception as error:  # a bug or an input nobody foresaw: never stop the worker
                 log.exception("scoring %s offset %d failed", self.task.input_topic, record.offset)
                 failure = InvalidEvent("processing_error", f"{type(error).__name__}: {error}"[:300])
@@ -299,7 +300,7 @@ class BatchScorer:
         champion = self.models.champion
         return {champion: self.models.models[champion].predict_proba_one(values).get(True, 0.0)}
 
-    def _score_one(self, event: Any, state: Any, result: BatchResult) -> None:
+    def _score_one(self, event: Any, state: Any, result: BatchResult, partition: int) -> None:
         values = self.task.features.compute(state, event)
         scores = self._scores(values)
         score = scores[self.models.champion]
@@ -322,5 +323,5 @@ class BatchScorer:
             result.anomalies += 1
         if self.join_topic is not None:
             snapshot = self.task.snapshot(event, values, scores)
-            result.outputs.append(OutputRecord(self.join_topic, snapshot.key.encode(),
-                                               orjson.dumps({"snapshot": asdict(snapshot)})))
+            message = {"snapshot": asdict(snapshot), "source": partition}  # the join's clocks need it
+            result.outputs.append(OutputRecord(self.join_topic, snapshot.key.encode(), orjson.dumps(message)))

@@ -1,0 +1,338 @@
+"""Input records reach the pure core in batches, inside Faust's own consumer.
+
+Faust's fetch loop turns every fetched record into a ``Message`` and walks it
+through the conductor, a channel, the agent's stream and ``take()``: about
+150 µs of Faust's own work per record, 25× what features and model cost
+(``bench/README.md``). This module changes *one method* of Faust's aiokafka
+consumer, the fetch loop ``_drain_messages``: records of a topic that has a
+**batch handler** go, as fetched, straight to that handler; records of every
+other topic (table changelogs during recovery, agents' topics) still take Faust's
+per-message path. Faust keeps everything else: the app, the consumer group and
+its assignor (tables co-partitioned with their input topics), table recovery,
+the periodic offset commit and the commit on rebalance, the web server, the CLI.
+
+A handler returns a :class:`Delivery`: the records to produce (scores, alerts,
+dead letters, join snapshots) and the state changelog records, each grouped by
+(topic, partition). They go out with ``send_batch`` on the app's own producer,
+one batch per partition, never reordered within a partition (a table's
+changelog must end on the newest state of a key). A batch's state records are
+sent only once Kafka acknowledged its outputs *and* the previous batch's state:
+a state recovered after a crash then never includes an event whose score was
+lost, so a replayed event is scored from the state it was first scored with.
+Only once Kafka acknowledged all of a batch do its input offsets become
+committable, in fetch order: **at-least-once**. A batch Kafka refuses crashes
+the worker; on restart its records are read again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+from aiokafka.partitioner import DefaultPartitioner
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
+
+from stream.pipeline import InputRecord
+
+log = logging.getLogger(__name__)
+
+#: Batches sent but not acknowledged yet before the fetch loop waits for the oldest.
+MAX_IN_FLIGHT = 4
+
+Key = bytes | None
+#: (topic, partition) → the records to produce there, in order
+Records = dict[tuple[str, int], list[tuple[Key, bytes | None]]]
+
+
+@dataclass
+class Delivery:
+    """What handling a batch produced: records to send, and what to do once Kafka has them all."""
+
+    records: Records = field(default_factory=dict)
+    #: the tables' changelog records, sent once Kafka has ``records``
+    state: Records = field(default_factory=dict)
+    #: called with the time the batch was fetched (``time.monotonic()``), once acknowledged
+    on_acknowledged: Callable[[float], None] = lambda fetched_at: None
+
+
+#: A batch handler: the records of one input topic, fetched together, in partition order.
+Handler = Callable[[list[InputRecord]], Delivery]
+
+
+class Outgoing:
+    """Records to produce, grouped by (topic, partition) as ``send_batch`` needs them.
+
+    A keyed record goes where Kafka's default partitioner (murmur2, as the Java
+    client's and Faust's) puts its key, so readers keyed by the same field meet it.
+
+    >>> out = Outgoing(partitions=4)
+    >>> out.add("scores", 2, b"k", b"v")
+    >>> out.add_keyed("scores", b"c1", b"w")
+    >>> sorted(out.records)
+    [('scores', 2), ('scores', 3)]
+    """
+
+    _partitioner = DefaultPartitioner()
+
+    def __init__(self, partitions: int) -> None:
+        self.partitions = list(range(partitions))
+        self.records: Records = {}
+        self._partition_of: dict[bytes, int] = {}
+
+    def add(self, topic: str, partition: int, key: Key, value: bytes | None) -> None:
+        self.records.setdefault((topic, partition), []).append((key, value))
+
+    def add_keyed(self, topic: str, key: Key, value: bytes, partitions: int | None = None) -> None:
+        """Add a record to the partition of its key (partition 0 without a key, or one partition)."""
+        partition = 0 if key is None or partitions == 1 else self.partition_of(key)
+        self.add(topic, partition, key, value)
+
+    def partition_of(self, key: bytes) -> int:
+        cached = self._partition_of.get(key)
+        if cached is None:
+            if len(self._partition_of) > 100_000:  # keys repeat; bound the cache anyway
+                self._partition_of.clear()
+            cached = self._partition_of[key] = self._partitioner(key, self.partitions, self.partitions)
+        return cached
+
+    def take(self) -> Records:
+        records, self.records = self.records, {}
+        return records
+
+
+class OrderedSender:
+    """Sends record batches with ``send_batch``, each partition's batches in the order given.
+
+    ``send_batch`` waits while its partition already has a batch queued; several
+    such waits on one partition may resume in any order. So each partition's next
+    batch is queued only after the previous one was.
+    """
+
+    def __init__(self, app: faust.App) -> None:
+        self.app = app
+        self._queued: dict[tuple[str, int], asyncio.Future] = {}
+
+    def send(self, records: Records) -> list[asyncio.Future]:
+        """Queue every record; one future per Kafka batch, done when Kafka acknowledged it."""
+        producer = self.app.producer._ensure_producer()  # the app's own AIOKafkaProducer
+        futures = []
+        for (topic, partition), items in records.items():
+            batch = producer.create_batch()
+            for key, value in items:
+                if batch.append(key=key, value=value, timestamp=None) is None:  # full
+                    futures.append(self._chain(producer, batch, topic, partition))
+                    batch = producer.create_batch()
+                    batch.append(key=key, value=value, timestamp=None)
+            futures.append(self._chain(producer, batch, topic, partition))
+        return futures
+
+    def _chain(self, producer: Any, batch: Any, topic: str, partition: int) -> asyncio.Future:
+        loop = asyncio.get_running_loop()
+        previous = self._queued.get((topic, partition))
+        queued = self._queued[(topic, partition)] = loop.create_future()
+        return loop.create_task(_send(producer, batch, topic, partition, previous, queued))
+
+
+async def _send(producer: Any, batch: Any, topic: str, partition: int,
+                previous: asyncio.Future | None, queued: asyncio.Future) -> Any:
+    try:
+        if previous is not None:
+            await asyncio.wait([previous])
+        batch.close()
+        delivery = await producer.send_batch(batch, topic, partition=partition)
+    finally:
+        if not queued.done():
+            queued.set_result(None)
+    return await delivery
+
+
+def add_batch_handler(app: faust.App, topic: faust.TopicT, handler: Handler) -> None:
+    """Have ``handler`` take ``topic``'s records in batches (the app must use :class:`Transport`).
+
+    The topic is subscribed as an agent's would be (so its partitions, and the
+    tables co-partitioned with it, are assigned to this worker), but its records
+    never enter a Faust stream.
+    """
+    handlers(app)[topic.get_topic_name()] = handler
+    topic.__aiter__()  # what ``async for`` in an agent does: the conductor subscribes to it
+
+
+def handlers(app: faust.App) -> dict[str, Handler]:
+    if not hasattr(app, "batch_handlers"):
+        app.batch_handlers = {}
+    return app.batch_handlers
+
+
+@dataclass
+class _InFlight:
+    """One handled batch whose records are on their way to Kafka."""
+
+    done: asyncio.Future
+    offsets: dict[TP, int]
+    generation: int
+    delivery: Delivery
+    fetched_at: float
+
+
+async def _then_state(sender: OrderedSender, state: Records, outputs: asyncio.Future,
+                      previous: asyncio.Future | None) -> None:
+    """Send a batch's state once its outputs and the previous batch are acknowledged."""
+    await outputs
+    if previous is not None:
+        await asyncio.wait([previous])
+        if previous.cancelled() or previous.exception() is not None:
+            msg = "an earlier batch was not acknowledged"
+            raise RuntimeError(msg)
+    await asyncio.gather(*sender.send(state))
+
+
+class Consumer(faust_aiokafka.Consumer):
+    """Faust's aiokafka consumer whose fetch loop hands batch-handled topics' records over in batches."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._committable: dict[TP, int] = {}  # next offset to read, once all before it are acknowledged
+        self._in_flight: deque[_InFlight] = deque()
+        self._sender: OrderedSender | None = None
+
+    async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - runs in a worker
+        consumer_stopped = self._stopped.is_set
+        fetcher_stopped = fetcher._stopped.is_set
+        batch_handlers = handlers(self.app)
+        try:
+            while not (consumer_stopped() or fetcher_stopped()):
+                await self.sleep(0)
+                # read *before* fetching: records fetched while a rebalance ran (and the
+                # partitions were seeked back) must not be handled
+                generation = self.app.consumer_generation_id
+                records, active = await self._wait_next_records(1.0)
+                if records is None or self.should_stop:
+                    continue
+                if not self.flow_active:
+                    await self.perform_seek()
+                    continue
+                if not records:
+                    await self._wait_in_flight(0)  # idle: let acknowledgements (and commits) catch up
+                    continue
+                if self.app.consumer_generation_id != generation:
+                    await self.perform_seek()  # read again from the committed offsets: never a gap
+                    continue
+                fetched_at = time.monotonic()
+                by_topic: dict[str, list[tuple[TP, list[Any]]]] = {}
+                for tp, batch in records.items():
+                    if active is not None and tp not in active and tp not in self._buffered_partitions:
+                        continue
+                    if tp.topic in batch_handlers:
+                        by_topic.setdefault(tp.topic, []).append((tp, batch))
+                    else:
+                        await self._per_message(tp, batch, generation)
+                for topic, parts in by_topic.items():
+                    if not self.flow_active or self.app.consumer_generation_id != generation:
+                        await self.perform_seek()  # a rebalance started: the rest is read again
+                        break
+                    self._submit(batch_handlers[topic], parts, generation, fetched_at)
+                    await self._wait_in_flight(MAX_IN_FLIGHT)
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                return
+            raise
+
+    async def _per_message(self, tp: TP, batch: list[Any], generation: int) -> None:
+        """Faust's own path, for topics without a batch handler."""
+        callback = self.callback
+        for record in batch:
+            if not self.flow_active or self.app.consumer_generation_id != generation:
+                return
+            message = self._to_message(tp, record)
+            read_offset = self._read_offset[tp]
+            if read_offset is None or message.offset >= read_offset:
+                await self.wait_first(callback(message), self.suspend_flow.wait())
+                self._read_offset[tp] = message.offset
+
+    def _submit(self, handler: Handler, parts: list[tuple[TP, list[Any]]], generation: int,
+                fetched_at: float) -> None:
+        records = [InputRecord(r.value, r.key, tp.partition, r.offset) for tp, batch in parts for r in batch]
+        for tp, batch in parts:
+            self._read_offset[tp] = batch[-1].offset
+        delivery = handler(records)
+        if self._sender is None:
+            self._sender = OrderedSender(self.app)
+        outputs = asyncio.gather(*self._sender.send(delivery.records))
+        previous = self._in_flight[-1].done if self._in_flight else None
+        done = asyncio.ensure_future(_then_state(self._sender, delivery.state, outputs, previous))
+        offsets = {tp: batch[-1].offset + 1 for tp, batch in parts}
+        self._in_flight.append(_InFlight(done, offsets, generation, delivery, fetched_at))
+        done.add_done_callback(self._on_flight_done)
+
+    def _on_flight_done(self, _: asyncio.Future) -> None:
+        """Make acknowledged batches' offsets committable, oldest first."""
+        while self._in_flight and self._in_flight[0].done.done():
+            flight = self._in_flight.popleft()
+            error = None if flight.done.cancelled() else flight.done.exception()
+            if flight.done.cancelled() or error is not None:
+                # never commit past it: the worker stops, and its successor reads it again
+                log.error("Kafka did not acknowledge a batch: %r", error)
+                self._in_flight.clear()
+                asyncio.ensure_future(self.crash(error or RuntimeError("send cancelled")))
+                return
+            if flight.generation == self.app.consumer_generation_id:
+                for tp, offset in flight.offsets.items():
+                    if offset > self._committable.get(tp, -1):
+                        self._committable[tp] = offset
+            flight.delivery.on_acknowledged(flight.fetched_at)
+
+    async def _wait_in_flight(self, limit: int) -> None:
+        """Wait until at most ``limit`` batches are in flight."""
+        while len(self._in_flight) > limit:
+            head = self._in_flight[0]
+            await asyncio.wait([head.done])  # yields even when already done, unlike ``await``
+            self._on_flight_done(head.done)
+
+    # Faust's commit machinery, fed with the offsets above -------------------------------------
+    def _filter_tps_with_pending_acks(self, topics: Any = None) -> Any:
+        theirs = set(super()._filter_tps_with_pending_acks(topics))
+        ours = {tp for tp in self._committable if topics is None or tp in topics or tp.topic in topics}
+        return iter(theirs | ours)
+
+    def _new_offset(self, tp: TP) -> int | None:
+        if tp.topic in handlers(self.app):
+            return self._committable.get(tp)
+        return super()._new_offset(tp)
+
+    async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        # finish and commit what is in flight before giving partitions up (Faust itself
+        # forgets the acknowledgements of revoked partitions before its own commit)
+        try:
+            await self._wait_in_flight(0)
+            await self.commit()
+        except Exception as exc:  # a failed commit only means those records are read again
+            log.warning("commit before revoke failed: %r", exc)
+        for tp in revoked:
+            self._committable.pop(tp, None)
+        await super().on_partitions_revoked(revoked)
+
+    async def wait_empty(self) -> None:
+        await self._wait_in_flight(0)
+        await super().wait_empty()
+
+
+class Transport(faust_aiokafka.Transport):
+    """Faust's aiokafka transport with the batch-handing :class:`Consumer`."""
+
+    Consumer = Consumer
+
+
+def use_batch_consumer(app: faust.App) -> None:
+    """Make ``app`` consume with :class:`Consumer` (before the app starts)."""
+    app.transport = Transport(app.conf.broker_consumer, app)
