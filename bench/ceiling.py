@@ -170,5 +170,5 @@ def _metrics_cost(results: list[tuple[str, Any, int]]) -> float:
     metrics = Metrics.create(CollectorRegistry())
     started = time.perf_counter()
     for name, result, consumed in results:
-        _observe(metrics, TASKS[name], result, consumed, [0.003] * consumed)
+        _observe(metrics, TASKS[name], result, consumed, 0.003)
     return time.perf_counter() - started

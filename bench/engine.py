@@ -1,7 +1,7 @@
 """Real worker processes on the benchmark broker: throughput on a backlog, paced latency, scale.
 
 A *contender* is a command line that starts a worker reading the settings environment, e.g.
-``python -m stream.cli worker`` (the engine as shipped) or ``python -m bench.prototypes.batch_drain``.
+``python -m stream.cli worker`` (the engine as shipped) or ``python -m bench.prototypes.engine_knobs``.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Do a contender's guarantees hold? Crash recovery, at-least-once, state moving on rebalance.
 
-    python -m bench.guarantees --contenders engine,batch_drain
+    python -m bench.guarantees --contenders engine,engine+standby
 
 Each check runs real worker processes on the benchmark broker and compares what they produced with
 a reference: the pure core run in-process over the same events in the order the broker holds them
@@ -206,7 +206,7 @@ def _produced(worker: WorkerProcess) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.guarantees", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--contenders", default="engine,batch_drain")
+    parser.add_argument("--contenders", default="engine")
     parser.add_argument("--events", type=int, default=12_000, help="per backlog (A and B)")
     parser.add_argument("--checks", default="recovery,at_least_once,rebalance")
     parser.add_argument("--out", default=str(RESULTS / "guarantees.json"))

@@ -41,24 +41,18 @@ from stream import topics
 from stream.settings import Settings
 
 RESULTS = Path(__file__).resolve().parent / "results"
-PROTO = (sys.executable, "-m", "bench.prototypes.batch_drain", "worker")
-CONDUCTOR = (sys.executable, "-m", "bench.prototypes.conductor_batch", "worker")
 KNOBS = (sys.executable, "-m", "bench.prototypes.engine_knobs", "worker")
 
-#: name → (command, extra environment). "engine" is the worker as shipped.
+#: name → (command, extra environment). "engine" is the worker as shipped; the others change
+#: one Faust or Python setting of the same app (``bench/prototypes/engine_knobs.py``).
 CONTENDERS: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
     "engine": (ENGINE_CMD, {}),
-    "engine+knobs": (KNOBS, {"BENCH_LOOP": "uvloop", "BENCH_MAX_POLL_RECORDS": "2000",
-                             "BENCH_LINGER_MS": "5", "BENCH_STREAM_BUFFER": "16384"}),
-    "engine+nostandby": (KNOBS, {"BENCH_STANDBY_REPLICAS": "0"}),
-    "conductor_batch": (CONDUCTOR, {}),
-    "batch_drain": (PROTO, {}),
-    "batch_drain+standby": (PROTO, {"BENCH_STANDBY_REPLICAS": "1"}),
-    "batch_drain+uvloop": (PROTO, {"BENCH_LOOP": "uvloop"}),
-    "batch_drain+poll100": (PROTO, {"BENCH_MAX_POLL_RECORDS": "100"}),
-    "batch_drain+switch": (PROTO, {"BENCH_SWITCH_INTERVAL": "0.0005"}),
+    "engine+uvloop": (KNOBS, {"BENCH_LOOP": "uvloop"}),
+    "engine+standby": (KNOBS, {"BENCH_STANDBY_REPLICAS": "1"}),
+    "engine+poll100": (KNOBS, {"BENCH_MAX_POLL_RECORDS": "100"}),
+    "engine+switch": (KNOBS, {"BENCH_SWITCH_INTERVAL": "0.0005"}),
 }
-DEFAULT_CONTENDERS = ("engine", "batch_drain")
+DEFAULT_CONTENDERS = ("engine",)
 TARGETS = {"engine/ceiling": 0.5, "engine/peer": 1.0, "p99_ms": 25.0, "speedup_2w": 1.8}
 
 

@@ -4,8 +4,9 @@ Nothing in the hot path changes; only what Faust lets one configure, each from a
 variable when it is set: the event loop (``BENCH_LOOP=uvloop``), records per fetch
 (``BENCH_MAX_POLL_RECORDS`` → ``broker_max_poll_records``), producer linger
 (``BENCH_LINGER_MS``), the stream buffer (``BENCH_STREAM_BUFFER`` → ``stream_buffer_maxsize``) and
-table standby replicas (``BENCH_STANDBY_REPLICAS``). Settings go to the app's ``conf`` before the
-worker starts.
+table standby replicas (``BENCH_STANDBY_REPLICAS``), and the GIL switch interval
+(``BENCH_SWITCH_INTERVAL``: Faust runs the aiokafka consumer in a thread). Settings go to the app's
+``conf`` before the worker starts.
 
     BENCH_LOOP=uvloop BENCH_MAX_POLL_RECORDS=2000 python -m bench.prototypes.engine_knobs worker
 """
@@ -35,6 +36,8 @@ def main() -> int:
     for variable, (setting, kind) in KNOBS.items():
         if variable in os.environ:
             setattr(app.conf, setting, kind(os.environ[variable]))
+    if "BENCH_SWITCH_INTERVAL" in os.environ:
+        sys.setswitchinterval(float(os.environ["BENCH_SWITCH_INTERVAL"]))
     loop = os.environ.get("BENCH_LOOP", "")
     sys.argv = ["engine_knobs", *(["--loop", loop] if loop else []), "worker", *faust_args]
     app.main()
