@@ -23,6 +23,7 @@ from stream.learning import (
     ChangelogStore,
     JoinHandler,
     example_records,
+    join_policy,
     join_topic,
     learn_records,
     route_labels,
@@ -89,7 +90,8 @@ def _add_label_join(app: faust.App, task: str, to_join: faust.TopicT, settings: 
             handler.join.rebuild()
 
     async def join(stream: faust.StreamT) -> None:
-        handler = JoinHandler(task, ChangelogStore(table.data), ChangelogStore(waiting.data))
+        handler = JoinHandler(task, ChangelogStore(table.data), ChangelogStore(waiting.data),
+                              join_policy(task, settings.label_grace_s))
         handlers.append(handler)
         async for events in stream.take_events(settings.batch_size, settings.batch_timeout_s):
             examples = handler.handle(_records(events))
