@@ -74,3 +74,12 @@ def differences(task: str, examples: Iterable[tuple[int, dict]], scores: list[di
         for name, score in ours.items():
             worst[name] = max(worst.get(name, 0.0), abs(score - theirs[name]))
     return worst
+
+
+def moving(scores: list[dict]) -> dict[str, int]:
+    """How many distinct published scores (to 6 digits) each model gave: learned models' scores move."""
+    values: dict[str, set[float]] = {}
+    for body in scores:
+        for name, score in published(body).items():
+            values.setdefault(name, set()).add(round(score, 6))
+    return {name: len(distinct) for name, distinct in values.items()}

@@ -15,7 +15,7 @@ from stream.learning import (
     route_labels,
 )
 from stream.pipeline import TASKS, BatchScorer, InputRecord
-from tests.exactly_river import differences, immediate_labels_stream
+from tests.exactly_river import differences, immediate_labels_stream, moving
 
 TREES = 3
 
@@ -58,6 +58,7 @@ def test_published_scores_are_rivers_loop_in_the_stated_learning_order(task):
     worst = differences(task, examples, scores, ModelOptions(n_trees=TREES))
     assert set(worst) >= {"logreg", "hoeffding", "arf", "rules"}
     assert all(difference <= 1e-12 for difference in worst.values()), worst
+    assert all(moving(scores)[name] > 5 for name in ("logreg", "hoeffding", "arf")), moving(scores)
     positions = [body["training_position"] for body in scores]
     assert positions == sorted(positions) and len(set(positions)) > 40  # learning went on between scores
     labels = {body["label"] for _, body in examples}
