@@ -1,4 +1,4 @@
-"""Seeded feature vectors and labels for testing the learning layer without Kafka or the feature layer.
+"""Helpers for testing the learning layer without Kafka: seeded labelled vectors, River's loop replayed.
 
 The vectors use the feature names of ``features/registry.py`` (numbers, and a
 few categorical strings that are sometimes absent) and the labels depend on
@@ -18,6 +18,8 @@ import random
 from collections.abc import Iterator
 
 from online_models.label_join import Features
+from online_models.registry import ANOMALY_DETECTORS, DEFAULT_OPTIONS, ModelOptions, make_model, model_names
+from online_models.task_models import ANOMALY
 
 
 def _fraud(rng: random.Random) -> tuple[Features, float]:
@@ -58,3 +60,45 @@ def labelled_stream(task: str, n: int, seed: int = 0) -> Iterator[tuple[Features
     for _ in range(n):
         x, logit = make(rng)
         yield x, rng.random() < 1 / (1 + math.exp(-logit))
+
+
+def river_replay(task: str, examples: list[tuple[int, Features, bool]],
+                 scored: list[tuple[int, Features]],
+                 options: ModelOptions = DEFAULT_OPTIONS) -> list[dict[str, float]]:
+    """What River's own models say for each published score, replaying the engine's learning order.
+
+    ``examples`` are the task's training examples ``(position, features, label)`` in
+    ``training-examples`` order; ``scored`` is each published score's
+    ``(training_position, features)`` in publication order. Fresh models from the
+    registry's factories learn (``learn_one``) every example up to a score's
+    position, then ``predict_proba_one`` on the score's features: River's own
+    predict-then-learn loop, interleaved as the engine says it was.
+
+    >>> stream = list(labelled_stream("lead", 3))
+    >>> examples = [(i, x, y) for i, (x, y) in enumerate(stream)]
+    >>> replayed = river_replay("lead", examples, [(-1, stream[0][0]), (2, stream[0][0])],
+    ...                         ModelOptions(n_trees=1))
+    >>> sorted(replayed[0]), replayed[0]["logreg"] != replayed[1]["logreg"]
+    (['arf', 'hoeffding', 'logreg', 'rules'], True)
+    """
+    models = {name: make_model(task, name, options) for name in model_names(task)}
+    detector = ANOMALY_DETECTORS[task](seed=options.seed) if task in ANOMALY_DETECTORS else None
+    done, last = 0, -1  # examples learned so far, the previous score's position
+    replayed = []
+    for position, x in scored:
+        if position < last:
+            msg = f"training position went back from {last} to {position}"
+            raise ValueError(msg)
+        last = position
+        while done < len(examples) and examples[done][0] <= position:  # learn up to the position
+            _, features, label = examples[done]
+            for model in models.values():
+                model.learn_one(features, label)
+            if detector is not None:
+                detector.learn_one(features)
+            done += 1
+        scores = {name: model.predict_proba_one(x).get(True, 0.0) for name, model in models.items()}
+        if detector is not None:
+            scores[ANOMALY] = detector.score_one(x)
+        replayed.append(scores)
+    return replayed

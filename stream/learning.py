@@ -15,11 +15,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, MutableMapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import orjson
 
-from online_models.label_join import Label, LabelJoin, Snapshot, TrainingExample, conversion, fraud_label
+from online_models.label_join import (
+    POLICIES,
+    JoinPolicy,
+    Label,
+    LabelJoin,
+    Snapshot,
+    TrainingExample,
+    conversion,
+    fraud_label,
+)
 from online_models.task_models import TaskModels
 from stream import topics
 from stream.events import InvalidEvent, decode_object, parse_ts
@@ -148,6 +157,15 @@ def pending_key(label: Label) -> bytes:
     return f"{label.ts_ms:020d}/{label.key}/{label.example_id or ''}".encode()
 
 
+def join_policy(task: str, grace_s: float) -> JoinPolicy:
+    """The task's join policy with the configured grace (``SCORESTREAM_LABEL_GRACE_S``).
+
+    >>> join_policy("fraud", 0).grace_ms, join_policy("lead", 3600).grace_ms
+    (0, 3600000)
+    """
+    return replace(POLICIES[task], grace_ms=round(grace_s * 1000))
+
+
 class JoinHandler:
     """One task's label join over a batch of join-topic records (snapshots and labels).
 
@@ -163,11 +181,12 @@ class JoinHandler:
     input partition has sent nothing to the join partition yet.
     """
 
-    def __init__(self, task: str, store: ChangelogStore, pending: ChangelogStore, sources: int = 1) -> None:
+    def __init__(self, task: str, store: ChangelogStore, pending: ChangelogStore,
+                 policy: JoinPolicy | None = None, sources: int = 1) -> None:
         self.task = task
         self.store = store
         self.pending = pending
-        self.join = LabelJoin(task, store)
+        self.join = LabelJoin(task, store, policy)
         self.sources = sources
         #: join partition → input partition → newest snapshot time (rebuilt as records come
         #: after a restart)

@@ -23,6 +23,7 @@ from stream.learning import (
     ChangelogStore,
     JoinHandler,
     example_records,
+    join_policy,
     join_sources,
     join_topic,
     learn_records,
@@ -87,6 +88,7 @@ def _add_label_join(app: faust.App, task: str, to_join: faust.TopicT, settings: 
     def join(records: list[InputRecord]) -> Delivery:
         if not handlers:
             handlers.append(JoinHandler(task, ChangelogStore(table.data), ChangelogStore(waiting.data),
+                                        join_policy(task, settings.label_grace_s),
                                         sources=join_sources(task, settings.partitions)))
         handler = handlers[0]
         examples = handler.handle(records)

@@ -308,7 +308,9 @@ class BatchScorer:
         for name in self.task.passthrough:
             body[name] = getattr(event, name)
         shadow = {name: s for name, s in scores.items() if name != self.models.champion}
-        body.update(score=score, model=self.model_name, challengers=shadow, features=values)
+        # which training examples the models had learned: makes the learning order observable
+        body.update(score=score, model=self.model_name, challengers=shadow, features=values,
+                    training_position=self.models.position)
         key = getattr(event, self.task.entity_field).encode()
         result.outputs.append(OutputRecord(self.task.score_topic, key, orjson.dumps(body)))
         result.scores.append(score)

@@ -62,6 +62,10 @@ class Settings:
     arf_trees: int = 10
     #: Key (text) that signs model snapshots; empty: a random key kept in ``<home>/model.key``.
     model_key: str = ""
+    #: Seconds of event time a label waits, past its own time, before it is joined: labels up
+    #: to this much behind the scored events still meet every snapshot they concern. 0 joins a
+    #: label as soon as its event is scored (right only if labels never trail their events).
+    label_grace_s: float = 3600.0
     #: Seconds between two model snapshots (one is also taken at shutdown).
     model_snapshot_interval_s: float = 60.0
     #: Largest batch of events the worker scores at once.

@@ -1,0 +1,92 @@
+"""Exactly River through the real broker: the published scores are River's own predict-then-learn loop.
+
+One partition, every label delivered right after its event and joined at once
+(``label_grace_s=0``). Each score message says which training examples its
+models had learned (``training_position``); fresh River models replay
+``training-examples`` in that order and must give every published score of
+every model to 1e-12.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import time
+from collections import Counter
+from dataclasses import replace
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from simulator import write_jsonl
+from stream import admin, topics
+from tests.exactly_river import differences, immediate_labels_stream, moving
+from tests.integration.conftest import consume
+from tests.integration.test_learning_loop import run_cli
+
+pytestmark = pytest.mark.integration
+
+INPUTS = 2000
+#: Events per second sent: paced so that learning (label → join → trainer) goes on between scores.
+RATE = 150.0
+
+
+async def read_examples(settings) -> list[tuple[int, dict]]:
+    """Every record of ``training-examples``, with its offset."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None,
+                                enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partition = TopicPartition(topics.TRAINING_EXAMPLES, 0)
+        consumer.assign([partition])
+        end = (await consumer.end_offsets([partition]))[partition]
+        consumer.seek(partition, 0)
+        found: list[tuple[int, dict]] = []
+        deadline = time.monotonic() + 30
+        while len(found) < end and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=1000)
+            found.extend((r.offset, orjson.loads(r.value)) for r in batch.get(partition, []))
+        return found
+    finally:
+        await consumer.stop()
+
+
+def test_published_scores_are_rivers_own_loop(engine, start_worker, tmp_path):
+    settings = replace(engine, partitions=1, label_grace_s=0.0)
+    asyncio.run(admin.delete_topics(settings, prefix="it-"))
+    asyncio.run(admin.create_topics(settings))
+    events = immediate_labels_stream(INPUTS, seed=7)
+    path = tmp_path / "events.jsonl"
+    write_jsonl(events, path)
+
+    start_worker(settings)
+    produced = run_cli(settings, "produce", str(path), "--rate", str(RATE))
+    assert produced.returncode == 0, produced.stderr
+    scored = consume(settings, (topics.TRANSACTION_SCORES, topics.LEAD_SCORES), INPUTS, timeout=120)
+    examples = asyncio.run(read_examples(settings))  # holds every example a published score learned
+
+    inputs = {topics.TRANSACTION_SCORES: topics.TRANSACTIONS, topics.LEAD_SCORES: topics.WEB_EVENTS}
+    for score_topic, task in ((topics.TRANSACTION_SCORES, "fraud"), (topics.LEAD_SCORES, "lead")):
+        scores = [body for topic, body in scored if topic == score_topic]
+        sent = [e["event_id"] for e in events if e["topic"] == inputs[score_topic]]
+        assert [body["event_id"] for body in scores] == sent, "each event scored once, in order"
+        learned = [body for _, body in examples if body["task"] == task]
+        worst = differences(task, examples, scores)
+        print(f"\n{task}: {len(scores)} scores, {len(learned)} examples "
+              f"{dict(Counter((e['cause'], e['label']) for e in learned))}, "
+              f"last training position {scores[-1]['training_position']}, max |engine - River| {worst}")
+        assert set(worst) >= {"logreg", "hoeffding", "arf", "rules"}
+        assert all(difference <= 1e-12 for difference in worst.values()), worst
+        assert all(moving(scores)[name] > 5 for name in ("logreg", "hoeffding", "arf")), moving(scores)
+        assert {e["label"] for e in learned} == {True, False}
+        if task == "fraud":  # every label learned, in the order of the transactions
+            offsets = sorted(offset for offset, body in examples if body["task"] == task)
+            lags = sorted(i - bisect.bisect_right(offsets, body["training_position"])
+                          for i, body in enumerate(scores))
+            print(f"fraud labels not yet learned when a transaction was scored: median "
+                  f"{lags[len(lags) // 2]}, max {lags[-1]}; none (River's strict loop) for "
+                  f"{lags.count(0)} of {len(lags)}")
+            assert len({body["training_position"] for body in scores}) > 100, "learning went on"
+            in_order = [e["event_id"] for e in learned]
+            assert in_order == sent[:len(in_order)] and len(in_order) >= len(sent) - 5
