@@ -32,6 +32,8 @@ from stream.learning_agents import add_learning
 from stream.metrics import Metrics
 from stream.pipeline import TASKS, BatchResult, BatchScorer, InputRecord, ScoringTask
 from stream.settings import Settings
+from stream.terminal_agents import add_terminal_stage
+from stream.terminal_stage import scoring_tasks
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +59,9 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None,
     registry = registry if registry is not None else CollectorRegistry()
     metrics = Metrics.create(registry)
     models = {name: model_store.load_or_create(name, settings) for name in TASKS}
-    for task in TASKS.values():
+    for task in scoring_tasks(settings.app_id).values():  # fraud scores the terminal stage's output
         _add_scoring_agent(app, task, settings, metrics, models[task.name])
+    add_terminal_stage(app, settings, metrics)
     add_learning(app, settings, metrics, models)
     _add_metrics_page(app, registry)
     _quiet_root_logger(app, log_level)
