@@ -33,6 +33,7 @@ class Metrics(NamedTuple):
     label_join: Gauge
     examples_learned: Counter
     model_roc_auc: Gauge
+    duplicate_events: Counter
     late_labels: Counter
     terminal_label_timeouts: Counter
     terminal_label_wait: Histogram
@@ -84,6 +85,10 @@ class Metrics(NamedTuple):
             model_roc_auc=Gauge(
                 "scorestream_model_roc_auc", "Rolling prequential ROC AUC of each model (scores given"
                 " before the model learned the example).", ["task", "model"], registry=registry),
+            duplicate_events=Counter(
+                "scorestream_duplicate_events", "Events a stage already applied, sent again by the"
+                " stage before it replaying its input after a crash (not re-applied).", ["topic"],
+                registry=registry),
             late_labels=Counter(
                 "scorestream_late_labels", "Fraud labels applied after a transaction at or after"
                 " their time had its terminal features computed (used from then on).",

@@ -149,6 +149,8 @@ def _add_terminal_features(app: faust.App, settings: Settings, metrics: Metrics,
                 metrics.invalid_events.labels(topic=topic, reason=reason).inc()
             if result.replayed:
                 metrics.replayed_events.labels(topic=topic).inc(result.replayed)
+            if result.duplicates:
+                metrics.duplicate_events.labels(topic=topic).inc(result.duplicates)
             if result.state_resets:
                 metrics.state_resets.labels(topic=topic).inc(result.state_resets)
             if result.late_labels:

@@ -208,8 +208,10 @@ class TerminalResult:
     outputs: list[OutputRecord] = field(default_factory=list)
     state_writes: dict[bytes, tuple[int, bytes]] = field(default_factory=dict)
     invalid: list[str] = field(default_factory=list)
-    #: transactions already in their terminal's state (a replay, or a duplicate from upstream)
+    #: records already applied to their terminal's state (replayed after a crash)
     replayed: int = 0
+    #: transactions already in their terminal's state, sent again by stage 1 replaying its input
+    duplicates: int = 0
     state_resets: int = 0
     #: labels applied after features at or after their time were computed
     late_labels: int = 0
@@ -337,8 +339,10 @@ class TerminalHandler:
                result: TerminalResult) -> None:
         """Add the transaction to its terminal once, with its label if that was read first."""
         terminal = state.features
-        if state.already_applied(record) or has_transaction(terminal, tx.event_id, tx.ts_ms):
+        if state.already_applied(record):
             result.replayed += 1
+        elif has_transaction(terminal, tx.event_id, tx.ts_ms):
+            result.duplicates += 1
         else:
             add_transaction(terminal, tx.event_id, tx.ts_ms, self.lateness_ms, self.delay_ms)
             state.partition, state.offset = record.partition, record.offset

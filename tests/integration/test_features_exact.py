@@ -87,8 +87,10 @@ def label_wait(worker) -> str:
 @pytest.mark.parametrize("labels", ["ahead", "behind"])
 def test_terminal_features_do_not_depend_on_when_labels_are_produced(labels, engine, start_worker,
                                                                      tmp_path):
-    events = list(simulate(16_000, seed=23, config=SimulatorConfig(out_of_order_fraction=0.02,
-                                                                   web_share=0.2)))
+    # a smaller file over three weeks (labels come 1 to 14 days after their transaction)
+    config = SimulatorConfig(input_events_per_day=600, terminals=200, customers=400, fraud_rate=0.02,
+                             web_share=0.1, out_of_order_fraction=0.02)
+    events = list(simulate(12_000, seed=23, config=config))
     fraud_labels = [e for e in events if e["topic"] == topics.FRAUD_LABELS]
     others = [e for e in events if e["topic"] != topics.FRAUD_LABELS]
     n_tx = sum(e["topic"] == topics.TRANSACTIONS for e in events)
@@ -105,6 +107,7 @@ def test_terminal_features_do_not_depend_on_when_labels_are_produced(labels, eng
     out = consume(engine, (topics.TRANSACTION_SCORES,), n_tx, timeout=300)
     streamed, counts = first_features(out)
     assert len(streamed) == n_tx and set(counts.values()) == {1}
+    assert sum(1 for f in streamed.values() if f["terminal_risk_7d"] > 0) > 300
     for reference in (terminal_features(events), transaction_features(events)):
         bad = mismatches(streamed, reference)
         assert not bad, f"{len(bad)} feature values differ from the batch reference, e.g. {bad[:5]}"

@@ -128,7 +128,9 @@ def test_duplicates_count_once_and_labels_may_come_first():
     batch = [InputRecord(featured("a", 0), b"k1", 0, 0), InputRecord(featured("a", 0), b"k1", 0, 1),
              InputRecord(featured("b", DAY), b"k1", 0, 2)]
     result = handler.handle(batch, store.get)
-    assert result.replayed == 1
+    assert (result.duplicates, result.replayed) == (1, 0)
+    again = handler.handle(batch[2:], {k: v for k, (_, v) in result.state_writes.items()}.get)
+    assert (again.duplicates, again.replayed) == (0, 1)
     last = orjson.loads(result.outputs[-1].value)["features"]
     assert (last["terminal_tx_count_1d"], last["terminal_risk_1d"], last["amount"]) == (1, 1.0, 1.0)
     assert orjson.loads(result.outputs[-1].value)["customer_id"] == "c1"
