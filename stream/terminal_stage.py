@@ -149,7 +149,7 @@ class LabelClock:
 
     >>> clock = LabelClock(wait_s=1.0)
     >>> clock.set_partitions([0, 1])
-    >>> clock.observe(0, 50, now=0.0); clock.observe(1, 20, now=0.0)
+    >>> clock.observe(0, 50, now=1.0); clock.observe(1, 20, now=0.0)
     >>> clock.time, clock.blocking(30, since=0.0, now=0.5), clock.blocking(30, since=0.0, now=1.5)
     (20, True, False)
     >>> clock.time, clock.idle
@@ -190,14 +190,19 @@ class LabelClock:
         if not self.partitions:
             return now - since < self.wait_s
         behind = False
+        timed_out = False
         for p in self.partitions:
             if p in self.idle or self.newest.get(p, 0) >= ts_ms:
                 continue
             if now - max(self.last_read.get(p, since), since) >= self.wait_s:
-                self.idle.add(p)
-                self.timeouts += 1
+                timed_out = True
             else:
                 behind = True
+        if timed_out:  # every partition quiet that long is idle, not only those behind this batch
+            quiet = {p for p in self.partitions if p not in self.idle
+                     and now - max(self.last_read.get(p, since), since) >= self.wait_s}
+            self.idle |= quiet
+            self.timeouts += len(quiet)
         return behind
 
 
@@ -213,7 +218,7 @@ class TerminalResult:
     #: transactions already in their terminal's state, sent again by stage 1 replaying its input
     duplicates: int = 0
     state_resets: int = 0
-    #: labels applied after features at or after their time were computed
+    #: labels applied after their terminal computed features at or after their time
     late_labels: int = 0
 
 
@@ -304,7 +309,7 @@ class TerminalHandler:
         for event_id in candidates:
             key = self.index.get(event_id)
             if key is not None and event_id in self.unmatched:
-                self._apply_label(state_of(key).features, event_id, result)
+                self._apply_label(state_of(key).features, event_id, result, seen_before=True)
         for record in records:
             try:
                 tx = parse_featured(record.value if record.value is not None else b"null")
@@ -347,17 +352,21 @@ class TerminalHandler:
             add_transaction(terminal, tx.event_id, tx.ts_ms, self.lateness_ms, self.delay_ms)
             state.partition, state.offset = record.partition, record.offset
         self.index[tx.event_id] = tx.terminal_id.encode()
-        if tx.event_id in self.unmatched:
-            self._apply_label(terminal, tx.event_id, result)
+        if tx.event_id in self.unmatched:  # its label was read first: never late, nothing used it
+            self._apply_label(terminal, tx.event_id, result, seen_before=False)
 
-    def _apply_label(self, terminal: TerminalState, event_id: str, result: TerminalResult) -> None:
+    def _apply_label(self, terminal: TerminalState, event_id: str, result: TerminalResult,
+                     seen_before: bool) -> None:
+        """Mark the terminal's transaction as fraud; late if the terminal already computed
+        features at or after the label's time without it."""
         label_ts = self.unmatched.pop(event_id)
         try:
             index = terminal.event_ids.index(event_id)  # labels are rare: a scan is fine
         except ValueError:
             return  # the transaction was pruned: no window needs it any more
         tx_ts = terminal.transactions.ts[index]
-        if add_fraud_label(terminal, event_id, tx_ts, label_ts) and label_ts <= self.newest_ts:
+        applied = add_fraud_label(terminal, event_id, tx_ts, label_ts)
+        if applied and seen_before and label_ts <= terminal.newest_ts:
             result.late_labels += 1
 
     def _prune_unmatched(self) -> None:

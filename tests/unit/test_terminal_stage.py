@@ -169,7 +169,7 @@ def test_the_label_clock_waits_for_a_quiet_partition_once_then_until_it_speaks_a
     clock = LabelClock(wait_s=2.0)
     assert clock.blocking(10, since=0.0, now=1.0)  # partitions not known yet
     clock.set_partitions([0, 1])
-    clock.observe(0, 100, now=0.0)
+    clock.observe(0, 100, now=1.0)
     assert clock.time == 0 and clock.blocking(50, since=0.0, now=1.9)
     assert not clock.blocking(50, since=0.0, now=2.0) and clock.timeouts == 1
     assert clock.time == 100 and not clock.blocking(60, since=5.0, now=5.0)  # idle: no new wait
@@ -178,3 +178,5 @@ def test_the_label_clock_waits_for_a_quiet_partition_once_then_until_it_speaks_a
     clock.observe(1, 70, now=7.5)
     assert clock.time == 70 and not clock.blocking(60, since=6.0, now=7.5)
     assert clock.blocking(200, since=7.5, now=9.0)  # both behind, the wait counts from its start
+    assert not clock.blocking(200, since=7.5, now=9.5) and clock.idle == {0, 1}
+    assert clock.time == float("inf") and clock.timeouts == 3  # both quiet: one wait, not two
