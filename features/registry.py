@@ -24,9 +24,8 @@ class FeatureSet:
     """The features of one entity: its state type, how an event updates it, and each feature."""
 
     entity: str
-    #: a class with ``newest_ts``, ``to_list()`` and ``from_list(data)``; None when the
-    #: features arrive computed with the event (no state is kept)
-    state_type: type | None
+    #: a class with ``newest_ts``, ``to_list()`` and ``from_list(data)``
+    state_type: type
     update: Callable[[Any, Any, int], None]
     features: dict[str, Callable[[Any, Any], float | int | str]]
     #: the longest window of any feature: state idle longer than this (plus lateness) expires

@@ -11,15 +11,12 @@ These are the terminal features of the card-fraud literature (a delay ``d``
 stands for the time it takes to learn that a transaction was fraud). A
 transaction counts as fraud from its first ``is_fraud: true`` label on.
 
-Labels may be added early (a label counts only from its own time), but every
-label with a timestamp at most ``t`` must be in the state when the features of a
-transaction at ``t`` are computed: the terminal stage (``stream/terminal_stage.py``)
-holds transactions until the label stream has reached their time.
-``tests/reference.py`` states the same definition in pandas.
+The state must see transactions and labels in event-time order (labels first on
+equal timestamps) for the result not to depend on delivery order; the stream glue
+guarantees that, and ``tests/reference.py`` states the same definition in pandas.
 
 >>> state = TerminalState()
 >>> add_transaction(state, "t1", ts=0, lateness_ms=0, delay_ms=DAY)
-True
 >>> add_fraud_label(state, "t1", tx_ts=0, label_ts=DAY // 2)
 True
 >>> features = terminal_features(state, t=DAY + 1, delay_ms=DAY)
@@ -42,26 +39,23 @@ DEFAULT_DELAY_MS = 7 * DAY
 class TerminalState:
     """A terminal's transactions by event time and its known frauds (transaction time, label time)."""
 
-    __slots__ = ("transactions", "event_ids", "fraud_tx_ts", "fraud_label_ts", "fraud_event_ids",
-                 "newest_ts")
+    __slots__ = ("transactions", "fraud_tx_ts", "fraud_label_ts", "fraud_event_ids", "newest_ts")
 
     def __init__(self) -> None:
         self.transactions = EventWindow()
-        self.event_ids: list[str] = []  # parallel to transactions: duplicates and label lookups
         self.fraud_tx_ts: list[int] = []  # sorted
         self.fraud_label_ts: list[int] = []  # parallel to fraud_tx_ts
         self.fraud_event_ids: list[str] = []  # parallel to fraud_tx_ts
         self.newest_ts = 0
 
     def to_list(self) -> list:
-        return [self.newest_ts, self.transactions.ts, self.event_ids, self.fraud_tx_ts,
-                self.fraud_label_ts, self.fraud_event_ids]
+        return [self.newest_ts, self.transactions.ts, self.fraud_tx_ts, self.fraud_label_ts,
+                self.fraud_event_ids]
 
     @classmethod
     def from_list(cls, data: list) -> TerminalState:
         state = cls()
-        (state.newest_ts, ts, state.event_ids, state.fraud_tx_ts, state.fraud_label_ts,
-         state.fraud_event_ids) = data
+        state.newest_ts, ts, state.fraud_tx_ts, state.fraud_label_ts, state.fraud_event_ids = data
         state.transactions = EventWindow(ts, [0] * len(ts))
         return state
 
@@ -70,46 +64,25 @@ def _horizon(delay_ms: int, lateness_ms: int) -> int:
     return delay_ms + max(WINDOWS_DAYS) * DAY + lateness_ms
 
 
-def has_transaction(state: TerminalState, event_id: str, ts: int) -> bool:
-    """Whether the terminal already holds the transaction ``event_id`` at ``ts``."""
-    lo, hi = state.transactions.span(ts, 1)
-    return event_id in state.event_ids[lo:hi]
-
-
 def add_transaction(state: TerminalState, event_id: str, ts: int, lateness_ms: int,
-                    delay_ms: int = DEFAULT_DELAY_MS) -> bool:
-    """Remember a transaction of the terminal and prune what no window can still need.
-
-    Returns False (and changes nothing) for a transaction the terminal already holds:
-    a duplicate delivered again after a crash upstream is counted once.
-    """
-    if has_transaction(state, event_id, ts):
-        return False
-    index = state.transactions.add(ts, 0)
-    state.event_ids.insert(index, event_id)
+                    delay_ms: int = DEFAULT_DELAY_MS) -> None:
+    """Remember a transaction of the terminal and prune what no window can still need."""
+    state.transactions.add(ts, 0)
     state.newest_ts = max(state.newest_ts, ts)
-    cut = state.transactions.prune(state.newest_ts, _horizon(delay_ms, lateness_ms))
-    if cut:
-        del state.event_ids[:cut]
+    state.transactions.prune(state.newest_ts, _horizon(delay_ms, lateness_ms))
     cut = bisect_right(state.fraud_tx_ts, state.newest_ts - _horizon(delay_ms, lateness_ms))
     if cut:
         del state.fraud_tx_ts[:cut], state.fraud_label_ts[:cut], state.fraud_event_ids[:cut]
-    return True
 
 
 def add_fraud_label(state: TerminalState, event_id: str, tx_ts: int, label_ts: int) -> bool:
     """Remember that the terminal's transaction ``event_id`` at ``tx_ts`` was fraud from ``label_ts``.
 
-    A transaction counts as fraud from its earliest label: a second label changes
-    nothing (returns False) unless it is earlier, whatever order they came in.
+    Returns False (and changes nothing) for a transaction already known as fraud.
     """
     lo, hi = bisect_right(state.fraud_tx_ts, tx_ts - 1), bisect_right(state.fraud_tx_ts, tx_ts)
-    for index in range(lo, hi):
-        if state.fraud_event_ids[index] == event_id:
-            if label_ts >= state.fraud_label_ts[index]:
-                return False
-            state.fraud_label_ts[index] = label_ts
-            return True
+    if event_id in state.fraud_event_ids[lo:hi]:
+        return False
     state.fraud_tx_ts.insert(hi, tx_ts)
     state.fraud_label_ts.insert(hi, label_ts)
     state.fraud_event_ids.insert(hi, event_id)

@@ -33,8 +33,6 @@ from stream.learning_agents import add_learning
 from stream.metrics import Metrics
 from stream.pipeline import TASKS, BatchResult, BatchScorer, InputRecord, ScoringTask
 from stream.settings import Settings
-from stream.terminal_agents import add_terminal_stage
-from stream.terminal_stage import scoring_tasks
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +56,6 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None,
         web_in_thread=False,
         # batches as big as the core takes; outputs leave within a millisecond
         broker_max_poll_records=settings.batch_size,
-        # at most this much per partition and fetch: reading a backlog, the partitions of a topic
-        # then advance together in event time (a stage merging them, as the terminal stage or the
-        # label join does, sees them a few hundred records apart, not days)
-        consumer_max_fetch_size=64 * 1024,
         producer_linger_ms=1,
         producer_max_batch_size=256 * 1024,
         # a standby replica replays every changelog record through Faust's per-message path,
@@ -72,9 +66,8 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None,
     registry = registry if registry is not None else CollectorRegistry()
     metrics = Metrics.create(registry)
     models = {name: model_store.load_or_create(name, settings) for name in TASKS}
-    for task in scoring_tasks(settings.app_id).values():  # fraud scores the terminal stage's output
+    for task in TASKS.values():
         _add_scoring(app, task, settings, metrics, models[task.name])
-    add_terminal_stage(app, settings, metrics)
     add_learning(app, settings, metrics, models)
     _add_metrics_page(app, registry)
     _quiet_root_logger(app, log_level)
@@ -86,11 +79,8 @@ def _add_scoring(app: faust.App, task: ScoringTask, settings: Settings, metrics:
     """Score the task's input topic in batches; state in a changelog-backed table."""
     topic = app.topic(task.input_topic, key_type=bytes, value_type=bytes, key_serializer="raw",
                       value_serializer="raw", partitions=settings.partitions)
-    if task.features.state_type is None:  # features arrive computed: nothing to keep
-        table = None
-    else:
-        table = app.Table(f"{task.features.entity}-state", key_type=bytes, value_type=bytes,
-                          partitions=settings.partitions)
+    table = app.Table(f"{task.features.entity}-state", key_type=bytes, value_type=bytes,
+                      partitions=settings.partitions)
     scorer = BatchScorer(task, settings.fraud_alert_threshold,
                          lateness_ms=int(settings.allowed_lateness_s * 1000), models=models,
                          challengers=settings.challengers,
@@ -98,10 +88,11 @@ def _add_scoring(app: faust.App, task: ScoringTask, settings: Settings, metrics:
     outputs, state = Outgoing(settings.partitions), Outgoing(settings.partitions)
 
     def score(records: list[InputRecord]) -> Delivery:
-        result = scorer.score_batch(records, table.data.get if table is not None else _no_state)
+        result = scorer.score_batch(records, table.data.get)
+        changelog = table.changelog_topic.get_topic_name()
         for key, (partition, value) in result.state_writes.items():
             table.data[key] = value  # the local store; its changelog record goes with the batch
-            state.add(table.changelog_topic.get_topic_name(), partition, key, value)
+            state.add(changelog, partition, key, value)
         for out in result.outputs:
             outputs.add_keyed(out.topic, out.key, out.value)
 
@@ -110,12 +101,7 @@ def _add_scoring(app: faust.App, task: ScoringTask, settings: Settings, metrics:
         return Delivery(outputs.take(), state.take(), observe)
 
     add_batch_handler(app, topic, score)
-    if table is not None:
-        _add_state_expiry(app, table, scorer, settings, metrics)
-
-
-def _no_state(key: bytes) -> None:
-    return None
+    _add_state_expiry(app, table, scorer, settings, metrics)
 
 
 def _add_state_expiry(app: faust.App, table: faust.Table, scorer: BatchScorer, settings: Settings,

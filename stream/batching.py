@@ -30,7 +30,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,8 +64,6 @@ class Delivery:
 
 #: A batch handler: the records of one input topic, fetched together, in partition order.
 Handler = Callable[[list[InputRecord]], Delivery]
-#: Awaited before a batch is handled, e.g. to hold it until another stream caught up.
-Ready = Callable[[list[InputRecord]], Awaitable[None]]
 
 
 class Outgoing:
@@ -155,20 +153,18 @@ async def _send(producer: Any, batch: Any, topic: str, partition: int,
     return await delivery
 
 
-def add_batch_handler(app: faust.App, topic: faust.TopicT, handler: Handler,
-                      ready: Ready | None = None) -> None:
+def add_batch_handler(app: faust.App, topic: faust.TopicT, handler: Handler) -> None:
     """Have ``handler`` take ``topic``'s records in batches (the app must use :class:`Transport`).
 
     The topic is subscribed as an agent's would be (so its partitions, and the
     tables co-partitioned with it, are assigned to this worker), but its records
-    never enter a Faust stream. ``ready``, when given, is awaited before each batch
-    is handled; the fetch loop waits with it, so keep such waits short and rare.
+    never enter a Faust stream.
     """
-    handlers(app)[topic.get_topic_name()] = (handler, ready)
+    handlers(app)[topic.get_topic_name()] = handler
     topic.__aiter__()  # what ``async for`` in an agent does: the conductor subscribes to it
 
 
-def handlers(app: faust.App) -> dict[str, tuple[Handler, Ready | None]]:
+def handlers(app: faust.App) -> dict[str, Handler]:
     if not hasattr(app, "batch_handlers"):
         app.batch_handlers = {}
     return app.batch_handlers
@@ -238,15 +234,10 @@ class Consumer(faust_aiokafka.Consumer):
                     else:
                         await self._per_message(tp, batch, generation)
                 for topic, parts in by_topic.items():
-                    handler, ready = batch_handlers[topic]
-                    batch = [InputRecord(r.value, r.key, tp.partition, r.offset)
-                             for tp, records_of_tp in parts for r in records_of_tp]
-                    if ready is not None:
-                        await ready(batch)
                     if not self.flow_active or self.app.consumer_generation_id != generation:
                         await self.perform_seek()  # a rebalance started: the rest is read again
                         break
-                    self._submit(handler, batch, parts, generation, fetched_at)
+                    self._submit(batch_handlers[topic], parts, generation, fetched_at)
                     await self._wait_in_flight(MAX_IN_FLIGHT)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
@@ -269,8 +260,9 @@ class Consumer(faust_aiokafka.Consumer):
                 await self.wait_first(callback(message), self.suspend_flow.wait())
                 self._read_offset[tp] = message.offset
 
-    def _submit(self, handler: Handler, records: list[InputRecord], parts: list[tuple[TP, list[Any]]],
-                generation: int, fetched_at: float) -> None:
+    def _submit(self, handler: Handler, parts: list[tuple[TP, list[Any]]], generation: int,
+                fetched_at: float) -> None:
+        records = [InputRecord(r.value, r.key, tp.partition, r.offset) for tp, batch in parts for r in batch]
         for tp, batch in parts:
             self._read_offset[tp] = batch[-1].offset
         delivery = handler(records)

@@ -178,10 +178,7 @@ class JoinHandler:
     delivered first and however far one input partition runs ahead of another: the
     result depends on event times only. Horizons expire on the slowest clock.
     Learning waits that much event time (an hour by default), and waits while an
-    input partition has sent nothing to the join partition yet. A label naming one
-    snapshot (a fraud label) that is due before its snapshot came waits on for it,
-    up to the end of its horizon: the terminal stage before the fraud scorer merges
-    partitions, so a transaction's snapshot can trail later ones by more than the grace.
+    input partition has sent nothing to the join partition yet.
     """
 
     def __init__(self, task: str, store: ChangelogStore, pending: ChangelogStore,
@@ -227,11 +224,8 @@ class JoinHandler:
         for key in sorted(self.pending):
             partition, fields = orjson.loads(self.pending[key])
             label = Label(**fields)
-            clock = self.clock(partition)
-            if label.ts_ms > clock - grace:
+            if label.ts_ms > self.clock(partition) - grace:
                 continue  # its partition has not reached it yet
-            if not self.join.knows(label) and clock <= self.join.policy.due_ms(label.ts_ms):
-                continue  # its one snapshot may still come: a stage before this one reorders
             self.store.partition = self.pending.partition = partition
             examples.extend(self.join.apply_label(label).examples)
             del self.pending[key]

@@ -33,10 +33,6 @@ class Metrics(NamedTuple):
     label_join: Gauge
     examples_learned: Counter
     model_roc_auc: Gauge
-    duplicate_events: Counter
-    late_labels: Counter
-    terminal_label_timeouts: Counter
-    terminal_label_wait: Histogram
     event_to_score_latency: Histogram
     score: Histogram
     batch_size: Histogram
@@ -85,22 +81,6 @@ class Metrics(NamedTuple):
             model_roc_auc=Gauge(
                 "scorestream_model_roc_auc", "Rolling prequential ROC AUC of each model (scores given"
                 " before the model learned the example).", ["task", "model"], registry=registry),
-            duplicate_events=Counter(
-                "scorestream_duplicate_events", "Events a stage already applied, sent again by the"
-                " stage before it replaying its input after a crash (not re-applied).", ["topic"],
-                registry=registry),
-            late_labels=Counter(
-                "scorestream_late_labels", "Fraud labels applied after a transaction at or after"
-                " their time had its terminal features computed (used from then on).",
-                registry=registry),
-            terminal_label_timeouts=Counter(
-                "scorestream_terminal_label_timeouts", "Times a fraud-label partition with nothing"
-                " new was waited for SCORESTREAM_TERMINAL_LABEL_WAIT_S and then passed over.",
-                registry=registry),
-            terminal_label_wait=Histogram(
-                "scorestream_terminal_label_wait_seconds", "Wall-clock time a batch of transactions"
-                " waited for the fraud-label stream to reach its event time.",
-                buckets=LATENCY_BUCKETS, registry=registry),
             event_to_score_latency=Histogram(
                 "scorestream_event_to_score_latency_seconds",
                 "From the worker receiving an event to its score being acknowledged by Kafka.",

@@ -235,15 +235,12 @@ class BatchScorer:
                 result.invalid.append(error.reason)
                 result.outputs.append(dead_letter_record(self.task.input_topic, record, error))
                 continue
+            entity = getattr(event, self.task.entity_field).encode()
+            state = states.get(entity)
+            if state is None:
+                state = self._load(entity, load_state, result)
+                states[entity] = state
             try:
-                if self.task.features.state_type is None:  # features computed upstream
-                    self._score_one(event, None, result, record.partition)
-                    continue
-                entity = getattr(event, self.task.entity_field).encode()
-                state = states.get(entity)
-                if state is None:
-                    state = self._load(entity, load_state, result)
-                    states[entity] = state
                 self._apply(record, event, state, result)
                 self._score_one(event, state.features, result, record.partition)
             except Exception as error:  # a bug or an input nobody foresaw: never stop the worker
@@ -260,8 +257,6 @@ class BatchScorer:
         Idle is measured in event time against the newest event this scorer has seen,
         so a replay of old events expires nothing it still needs.
         """
-        if self.task.features.state_type is None:
-            return []
         horizon = self.task.features.longest_window_ms + self.lateness_ms
         cutoff = self.newest_ts - horizon
         doomed = []

@@ -37,7 +37,7 @@ KEY_FIELD = {
 
 #: Faust tables of the worker; each has a compacted changelog topic ``<app id>-<table>-changelog``.
 TABLES = ("customer-state", "visitor-state", "fraud-label-join", "lead-label-join",
-          "fraud-pending-labels", "lead-pending-labels", "terminal-state")
+          "fraud-pending-labels", "lead-pending-labels")
 
 
 def join_topic(app_id: str, task: str) -> str:
@@ -49,24 +49,13 @@ def join_topic(app_id: str, task: str) -> str:
     return f"{app_id}-{task}-label-join"
 
 
-def by_terminal_topic(app_id: str) -> str:
-    """The internal topic where transactions, with their customer features, are keyed by terminal."""
-    return f"{app_id}-transactions-by-terminal"
-
-
-def enriched_topic(app_id: str) -> str:
-    """The internal topic of transactions with every feature, keyed by customer: the fraud scorer's input."""
-    return f"{app_id}-transactions-enriched"
-
-
 def app_topics(app_id: str) -> tuple[str, ...]:
-    """Internal topics of one app id: the label joins and the terminal stage's two topics.
+    """Internal topics of one app id: where each task's snapshots meet their labels.
 
-    >>> app_topics("s")
-    ('s-fraud-label-join', 's-lead-label-join', 's-transactions-by-terminal', 's-transactions-enriched')
+    >>> app_topics("scorestream")
+    ('scorestream-fraud-label-join', 'scorestream-lead-label-join')
     """
-    joins = tuple(join_topic(app_id, task) for task in ("fraud", "lead"))
-    return (*joins, by_terminal_topic(app_id), enriched_topic(app_id))
+    return tuple(join_topic(app_id, task) for task in ("fraud", "lead"))
 
 
 def changelog_topics(app_id: str) -> tuple[str, ...]:
