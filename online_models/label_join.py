@@ -279,6 +279,12 @@ class LabelJoin:
     def _close(self, entries: Entries, example_id: str, state: str) -> None:
         entries[example_id] = {"state": state, "ts": entries[example_id]["ts"]}
 
+    def knows(self, label: Label) -> bool:
+        """Whether the snapshot a label names (``example_id``) is held; True for a label naming none."""
+        if label.example_id is None:
+            return True
+        return label.example_id in _decode(self.store.get(label.key.encode()))
+
     def apply_label(self, label: Label) -> Joined:
         """Join a label to its open snapshot(s); each snapshot is labelled at most once.
 

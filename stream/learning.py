@@ -178,7 +178,11 @@ class JoinHandler:
     delivered first and however far one input partition runs ahead of another: the
     result depends on event times only. Horizons expire on the slowest clock.
     Learning waits that much event time (an hour by default), and waits while an
-    input partition has sent nothing to the join partition yet.
+    input partition has sent nothing to the join partition yet. A label naming one
+    snapshot (a fraud label) that is due before its snapshot came waits on for it,
+    up to the end of its horizon: a snapshot can trail later ones of its partition
+    by more than the grace (equal timestamps with no grace, or a stage before the
+    scorer that merges partitions).
     """
 
     def __init__(self, task: str, store: ChangelogStore, pending: ChangelogStore,
@@ -224,8 +228,11 @@ class JoinHandler:
         for key in sorted(self.pending):
             partition, fields = orjson.loads(self.pending[key])
             label = Label(**fields)
-            if label.ts_ms > self.clock(partition) - grace:
+            clock = self.clock(partition)
+            if label.ts_ms > clock - grace:
                 continue  # its partition has not reached it yet
+            if not self.join.knows(label) and clock <= self.join.policy.due_ms(label.ts_ms):
+                continue  # its one snapshot may still come: a stage before this one reorders
             self.store.partition = self.pending.partition = partition
             examples.extend(self.join.apply_label(label).examples)
             del self.pending[key]
