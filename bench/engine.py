@@ -50,7 +50,7 @@ def settings_env(settings: Settings, extra: dict[str, str] | None = None) -> dic
     """The environment that makes a worker process read these settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCORESTREAM_")}
     for name in ("kafka_bootstrap", "home", "kafka_cache", "partitions", "app_id", "web_port",
-                 "fraud_alert_threshold", "batch_size", "batch_timeout_s"):
+                 "fraud_alert_threshold", "batch_size"):
         env["SCORESTREAM_" + name.upper()] = str(getattr(settings, name))
     env.update(extra or {})
     return env

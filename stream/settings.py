@@ -70,8 +70,6 @@ class Settings:
     model_snapshot_interval_s: float = 60.0
     #: Largest batch of events the worker scores at once.
     batch_size: int = 500
-    #: Longest wait, in seconds, for a batch to fill before it is scored anyway.
-    batch_timeout_s: float = 0.02
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
