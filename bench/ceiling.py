@@ -113,8 +113,10 @@ def _timed_scorer(name: str, clock: _Clock, settings: Settings) -> BatchScorer:
     timed_task = dataclasses.replace(task, parse=clock.wrap("decode + validate", task.parse),
                                      features=timed_features)
     scorer = make_scorer(timed_task, settings)
-    scorer.model = _Proxy(scorer.model, predict_proba_one=clock.wrap(
-        "model predict", scorer.model.predict_proba_one))
+    models = scorer.models.models
+    for model_name, model in models.items():  # every model scores each event (challengers on)
+        models[model_name] = _Proxy(model, predict_proba_one=clock.wrap(
+            f"predict {model_name}", model.predict_proba_one))
     return scorer
 
 
@@ -148,8 +150,9 @@ def run_components(events: list[Event], settings: Settings) -> dict[str, float]:
     finally:
         pipeline.orjson = original
     n = len(events)
+    predicts = sorted(part for part in clock.calls if part.startswith("predict "))
     us = {part: clock.net(part) / n * 1e6 for part in
-          ("decode + validate", "feature update", "feature compute", "model predict", "encode",
+          ("decode + validate", "feature update", "feature compute", *predicts, "encode",
            "state (de)serialise")}
     wrapped_calls = sum(clock.calls.values())
     loop_net = wall - wrapped_calls * clock.overhead
