@@ -10,6 +10,12 @@ transaction; conversions come when the simulator sends them (1-8 h after the
 converting session) and a session is positive if its visitor converts within 7
 days of its last event.
 
+The fraud features are the customer's (``features.registry``) and the
+terminal's (``features/terminal.py``: transaction counts and the share of
+known frauds over 1, 7 and 30 days, with a label delay of 7 days), as the
+worker's terminal stage computes them: the terminal state sees transactions and
+fraud labels in event-time order, labels first on equal timestamps.
+
 The held-out evaluation week is the last full week whose labels are all known
 by the end of the stream. On it, each model is judged on the score it gave at
 scoring time: ROC AUC, average precision and precision@100 per day over
@@ -30,6 +36,7 @@ import argparse
 import os
 import time
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -43,6 +50,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from features.registry import TASK_FEATURES
+from features.terminal import TerminalState, add_fraud_label, add_transaction, terminal_features
 from online_models.label_join import (
     DAY_MS,
     JoinPolicy,
@@ -56,13 +64,48 @@ from online_models.label_join import (
 from online_models.persistence import dump, join_chunks, load, split_chunks
 from online_models.task_models import ANOMALY, TaskModels, format_table
 from simulator import SimulatorConfig, simulate_with_truth
-from stream.events import parse_ts, transaction_from_dict, web_event_from_dict
+from stream.events import Transaction, parse_ts, transaction_from_dict, web_event_from_dict
 
 WEEK_MS = 7 * DAY_MS
 LEAD_HORIZON_MS = 7 * DAY_MS
 #: Feature-state lateness allowance, as the worker's default (the simulated stream is in order).
 LATENESS_MS = 3_600_000
 BENCH_KEY = b"benchmark-only key, not a secret"
+LABEL_TOPICS = ("fraud-labels", "conversions")
+
+
+class TerminalStage:
+    """The fraud task's terminal features (``features/terminal.py``), one state per terminal."""
+
+    def __init__(self) -> None:
+        self.states: dict[str, TerminalState] = {}
+        self.transactions: dict[str, tuple[str, int]] = {}  # event id -> (terminal, event time)
+
+    def features(self, transaction: Transaction) -> dict[str, float]:
+        """Remember the transaction and return its terminal features."""
+        state = self.states.get(transaction.terminal_id)
+        if state is None:
+            state = self.states[transaction.terminal_id] = TerminalState()
+        add_transaction(state, transaction.event_id, transaction.ts_ms, LATENESS_MS)
+        self.transactions[transaction.event_id] = (transaction.terminal_id, transaction.ts_ms)
+        return terminal_features(state, transaction.ts_ms)
+
+    def label(self, event_id: str, label_ts: int, is_fraud: bool) -> None:
+        """A fraud label counts for its terminal from its own time on; a cleared one changes nothing."""
+        if is_fraud and event_id in self.transactions:
+            terminal, tx_ts = self.transactions[event_id]
+            add_fraud_label(self.states[terminal], event_id, tx_ts, label_ts)
+
+
+def labels_first_on_ties(stream: Iterable[tuple[dict, Any]]) -> Iterator[tuple[dict, Any]]:
+    """The simulated stream in event-time order with labels before other events of the same time."""
+    tied: list[tuple[dict, Any]] = []
+    for pair in stream:
+        if tied and pair[0]["ts"] != tied[0][0]["ts"]:  # fixed-width ISO text: equal text, equal time
+            yield from sorted(tied, key=lambda item: item[0]["topic"] not in LABEL_TOPICS)
+            tied = []
+        tied.append(pair)
+    yield from sorted(tied, key=lambda item: item[0]["topic"] not in LABEL_TOPICS)
 
 
 def run_online(task: str, events: int, seed: int, delay_days: float, n_trees: int) -> dict[str, Any]:
@@ -75,6 +118,7 @@ def run_online(task: str, events: int, seed: int, delay_days: float, n_trees: in
     input_topic = "transactions" if task == "fraud" else "web-events"
     label_topic = "fraud-labels" if task == "fraud" else "conversions"
     states: dict[str, Any] = {}
+    terminals = TerminalStage()
     entity_of: dict[str, str] = {}  # example id -> card (fraud) or visitor (lead)
     truth: dict[str, bool] = {}  # fraud: the simulator's ground truth per transaction
     examples: list[TrainingExample] = []
@@ -86,7 +130,7 @@ def run_online(task: str, events: int, seed: int, delay_days: float, n_trees: in
             examples.append(example)
             models.learn_example(example, position=len(examples) - 1)
 
-    for event, scenario in simulate_with_truth(events, seed, config):
+    for event, scenario in labels_first_on_ties(simulate_with_truth(events, seed, config)):
         topic = event["topic"]
         if topic == input_topic:
             if task == "fraud":
@@ -101,6 +145,8 @@ def run_online(task: str, events: int, seed: int, delay_days: float, n_trees: in
                 state = states[entity] = features.state_type()
             features.update(state, item, LATENESS_MS)
             x = features.compute(state, item)
+            if task == "fraud":
+                x.update(terminals.features(item))
             scores = models.score_one(x)
             scored += 1
             if task == "fraud":
@@ -115,6 +161,8 @@ def run_online(task: str, events: int, seed: int, delay_days: float, n_trees: in
             learn(join.advance(item.ts_ms))
         elif topic == label_topic:
             ts = parse_ts(event["ts"])
+            if task == "fraud":
+                terminals.label(event["event_id"], ts, event["is_fraud"])
             label = (fraud_label(event["event_id"], ts, event["is_fraud"]) if task == "fraud"
                      else conversion(event["visitor_id"], ts))
             learn(join.apply_label(label).examples)
