@@ -1,0 +1,74 @@
+"""Benchmark-only candidate models, scored in shadow next to the registered ones (``--candidates``).
+
+A candidate is a variant of a registered model (another optimiser, class
+rebalancing, other split parameters) measured in the same run, on the same
+examples, before anything changes in ``online_models/registry.py``. Candidates
+never reach the engine; the ones worth it become the registry's settings.
+
+>>> sorted(CANDIDATES["fraud"])[:3]
+['arf_mc', 'arf_under', 'hoeffding_under']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from river import base, drift, forest, imblearn, linear_model, optim, tree
+
+from online_models.registry import PRIORS, RARE_CLASS_SPLITS, _logit, prepare_features
+
+#: ``factory(task, seed)`` gives a fresh candidate.
+Factory = Callable[[str, int], base.Classifier]
+
+#: Rebalanced toward 10 % positives by dropping negatives (River's random under-sampler).
+REBALANCED = {False: 0.9, True: 0.1}
+
+
+def logreg(optimizer: Callable[[], optim.base.Optimizer], under: bool = False) -> Factory:
+    def make(task: str, seed: int) -> base.Classifier:
+        model = linear_model.LogisticRegression(optimizer=optimizer(), intercept_init=_logit(PRIORS[task]))
+        if under:
+            model = imblearn.RandomUnderSampler(model, desired_dist=REBALANCED, seed=seed)
+        return prepare_features() | model
+
+    return make
+
+
+def arf(under: bool = False, n_models: int = 10, no_drift: bool = False, **params: object) -> Factory:
+    def make(task: str, seed: int) -> base.Classifier:
+        detectors = {}
+        if no_drift:  # River's way of turning the forest's drift and warning detectors off
+            detectors = {"drift_detector": drift.NoDrift(), "warning_detector": drift.NoDrift()}
+        model = forest.ARFClassifier(n_models=n_models, seed=seed,
+                                     **{**RARE_CLASS_SPLITS, **params, **detectors})
+        return imblearn.RandomUnderSampler(model, desired_dist=REBALANCED, seed=seed) if under else model
+
+    return make
+
+
+def hoeffding_under(task: str, seed: int) -> base.Classifier:
+    model = tree.HoeffdingAdaptiveTreeClassifier(seed=seed, **RARE_CLASS_SPLITS)
+    return imblearn.RandomUnderSampler(model, desired_dist=REBALANCED, seed=seed)
+
+
+_COMMON: dict[str, Factory] = {
+    "logreg_sgd.05": logreg(lambda: optim.SGD(0.05)),
+    "logreg_adam": logreg(lambda: optim.Adam(0.01)),
+    "logreg_adagrad": logreg(lambda: optim.AdaGrad(0.1)),
+    "logreg_under": logreg(lambda: optim.SGD(0.01), under=True),
+    "arf_under": arf(under=True),
+    "arf_mc": arf(leaf_prediction="mc"),
+    "hoeffding_under": hoeffding_under,
+    # round 2, after round 1 on seed 1 (bench/results/quality-tuning-*.txt)
+    "logreg_adagrad.05": logreg(lambda: optim.AdaGrad(0.05)),
+    "logreg_adagrad.3": logreg(lambda: optim.AdaGrad(0.3)),
+    "logreg_ftrl": logreg(lambda: optim.FTRLProximal()),
+    "logreg_avg": logreg(lambda: optim.Averager(optim.SGD(0.05), start=1000)),
+    "arf25": arf(n_models=25),
+    "arf_nodrift": arf(no_drift=True),
+    "arf_grace20": arf(grace_period=20),
+    "arf_mc25": arf(n_models=25, leaf_prediction="mc"),
+}
+
+#: The candidates of each task, by name.
+CANDIDATES: dict[str, dict[str, Factory]] = {"fraud": dict(_COMMON), "lead": dict(_COMMON)}
