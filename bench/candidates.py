@@ -5,8 +5,8 @@ rebalancing, other split parameters) measured in the same run, on the same
 examples, before anything changes in ``online_models/registry.py``. Candidates
 never reach the engine; the ones worth it become the registry's settings.
 
->>> sorted(CANDIDATES["fraud"])[:3]
-['arf_mc', 'arf_under', 'hoeffding_under']
+>>> CANDIDATES["fraud"]["arf25"]("fraud", 0).n_models
+25
 """
 
 from __future__ import annotations
