@@ -34,11 +34,15 @@ def logreg(optimizer: Callable[[], optim.base.Optimizer], under: bool = False) -
     return make
 
 
-def arf(under: bool = False, n_models: int = 10, no_drift: bool = False, **params: object) -> Factory:
+def arf(under: bool = False, n_models: int = 10, no_drift: bool = False, adwin_delta: float | None = None,
+        **params: object) -> Factory:
     def make(task: str, seed: int) -> base.Classifier:
         detectors = {}
         if no_drift:  # River's way of turning the forest's drift and warning detectors off
             detectors = {"drift_detector": drift.NoDrift(), "warning_detector": drift.NoDrift()}
+        if adwin_delta is not None:  # River's defaults: ADWIN(0.001) for drift, ADWIN(0.01) for warning
+            detectors = {"drift_detector": drift.ADWIN(adwin_delta),
+                         "warning_detector": drift.ADWIN(10 * adwin_delta)}
         model = forest.ARFClassifier(n_models=n_models, seed=seed,
                                      **{**RARE_CLASS_SPLITS, **params, **detectors})
         return imblearn.RandomUnderSampler(model, desired_dist=REBALANCED, seed=seed) if under else model
@@ -68,6 +72,10 @@ _COMMON: dict[str, Factory] = {
     "arf_nodrift": arf(no_drift=True),
     "arf_grace20": arf(grace_period=20),
     "arf_mc25": arf(n_models=25, leaf_prediction="mc"),
+    # round 3 (fraud), after the registry took AdaGrad(0.05) and "mc" leaves: drift detectors that
+    # react less to the noise of a rare class, and without any for reference
+    "arf_mc_adwin1e-5": arf(leaf_prediction="mc", adwin_delta=1e-5),
+    "arf_mc_nodrift": arf(leaf_prediction="mc", no_drift=True),
 }
 
 #: The candidates of each task, by name.
