@@ -374,10 +374,11 @@ FIGURES = ("scored", "examples", "positives", "seconds", "champion", "counts", "
 
 
 def commit_id() -> str:
-    """The checked-out commit, ``+dirty`` when the measured code has uncommitted changes."""
+    """The checked-out commit, ``+dirty`` when tracked code it measures has uncommitted changes."""
     repo = Path(__file__).resolve().parent.parent
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--", "bench", "features", "online_models"],
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "bench", "features",
+                            "online_models"],
                            cwd=repo, capture_output=True, text=True)
     return (head.stdout.strip() or "unknown") + ("+dirty" if dirty.stdout.strip() else "")
 
