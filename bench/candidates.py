@@ -11,11 +11,12 @@ never reach the engine; the ones worth it become the registry's settings.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from river import base, drift, forest, imblearn, linear_model, optim, tree
 
-from online_models.registry import PRIORS, RARE_CLASS_SPLITS, _logit, prepare_features
+from online_models.registry import PRIORS, RARE_CLASS_SPLITS, prepare_features
 
 #: ``factory(task, seed)`` gives a fresh candidate.
 Factory = Callable[[str, int], base.Classifier]
@@ -26,7 +27,9 @@ REBALANCED = {False: 0.9, True: 0.1}
 
 def logreg(optimizer: Callable[[], optim.base.Optimizer], under: bool = False) -> Factory:
     def make(task: str, seed: int) -> base.Classifier:
-        model = linear_model.LogisticRegression(optimizer=optimizer(), intercept_init=_logit(PRIORS[task]))
+        prior = PRIORS[task]
+        model = linear_model.LogisticRegression(optimizer=optimizer(),
+                                                intercept_init=math.log(prior / (1 - prior)))
         if under:
             model = imblearn.RandomUnderSampler(model, desired_dist=REBALANCED, seed=seed)
         return prepare_features() | model
