@@ -53,6 +53,11 @@ def arf(under: bool = False, n_models: int = 10, no_drift: bool = False, adwin_d
     return make
 
 
+def amf(task: str, seed: int) -> base.Classifier:
+    """River's aggregated Mondrian forest (numbers scaled, categories one-hot): not a registered model."""
+    return prepare_features() | forest.AMFClassifier(n_estimators=10, seed=seed)
+
+
 def hoeffding_under(task: str, seed: int) -> base.Classifier:
     model = tree.HoeffdingAdaptiveTreeClassifier(seed=seed, **RARE_CLASS_SPLITS)
     return imblearn.RandomUnderSampler(model, desired_dist=REBALANCED, seed=seed)
@@ -79,6 +84,10 @@ _COMMON: dict[str, Factory] = {
     # react less to the noise of a rare class, and without any for reference
     "arf_mc_adwin1e-5": arf(leaf_prediction="mc", adwin_delta=1e-5),
     "arf_mc_nodrift": arf(leaf_prediction="mc", no_drift=True),
+    # round 4 (fraud): more features per split, slower and surer splits, and River's other forest
+    "arf_mc_feat.5": arf(leaf_prediction="mc", max_features=0.5),
+    "arf_mc_grace200": arf(leaf_prediction="mc", grace_period=200),
+    "amf": amf,
 }
 
 #: The candidates of each task, by name.
