@@ -10,6 +10,12 @@ transaction; conversions come when the simulator sends them (1-8 h after the
 converting session) and a session is positive if its visitor converts within 7
 days of its last event.
 
+The fraud features are the customer's (``features.registry``) and the
+terminal's (``features/terminal.py``: transaction counts and the share of
+known frauds over 1, 7 and 30 days, with a label delay of 7 days), as the
+worker's terminal stage computes them: the terminal state sees transactions and
+fraud labels in event-time order, labels first on equal timestamps.
+
 The held-out evaluation week is the last full week whose labels are all known
 by the end of the stream. On it, each model is judged on the score it gave at
 scoring time: ROC AUC, average precision and precision@100 per day over
@@ -22,16 +28,22 @@ as the online models had.
 
     python -m bench.quality                 # 400 000 events, both tasks in parallel
     python -m bench.quality --events 100000 --weeks 2 --tasks fraud
+    python -m bench.quality --events 200000 --seed 1 --candidates all --json fig.json
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
+import sys
 import time
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -42,7 +54,9 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from bench.candidates import CANDIDATES
 from features.registry import TASK_FEATURES
+from features.terminal import TerminalState, add_fraud_label, add_transaction, terminal_features
 from online_models.label_join import (
     DAY_MS,
     JoinPolicy,
@@ -56,25 +70,66 @@ from online_models.label_join import (
 from online_models.persistence import dump, join_chunks, load, split_chunks
 from online_models.task_models import ANOMALY, TaskModels, format_table
 from simulator import SimulatorConfig, simulate_with_truth
-from stream.events import parse_ts, transaction_from_dict, web_event_from_dict
+from stream.events import Transaction, parse_ts, transaction_from_dict, web_event_from_dict
 
 WEEK_MS = 7 * DAY_MS
 LEAD_HORIZON_MS = 7 * DAY_MS
 #: Feature-state lateness allowance, as the worker's default (the simulated stream is in order).
 LATENESS_MS = 3_600_000
 BENCH_KEY = b"benchmark-only key, not a secret"
+LABEL_TOPICS = ("fraud-labels", "conversions")
 
 
-def run_online(task: str, events: int, seed: int, delay_days: float, n_trees: int) -> dict[str, Any]:
-    """The online loop over the simulated stream; returns the examples and what was seen."""
+class TerminalStage:
+    """The fraud task's terminal features (``features/terminal.py``), one state per terminal."""
+
+    def __init__(self) -> None:
+        self.states: dict[str, TerminalState] = {}
+        self.transactions: dict[str, tuple[str, int]] = {}  # event id -> (terminal, event time)
+
+    def features(self, transaction: Transaction) -> dict[str, float]:
+        """Remember the transaction and return its terminal features."""
+        state = self.states.get(transaction.terminal_id)
+        if state is None:
+            state = self.states[transaction.terminal_id] = TerminalState()
+        add_transaction(state, transaction.event_id, transaction.ts_ms, LATENESS_MS)
+        self.transactions[transaction.event_id] = (transaction.terminal_id, transaction.ts_ms)
+        return terminal_features(state, transaction.ts_ms)
+
+    def label(self, event_id: str, label_ts: int, is_fraud: bool) -> None:
+        """A fraud label counts for its terminal from its own time on; a cleared one changes nothing."""
+        if is_fraud and event_id in self.transactions:
+            terminal, tx_ts = self.transactions[event_id]
+            add_fraud_label(self.states[terminal], event_id, tx_ts, label_ts)
+
+
+def labels_first_on_ties(stream: Iterable[tuple[dict, Any]]) -> Iterator[tuple[dict, Any]]:
+    """The simulated stream in event-time order with labels before other events of the same time."""
+    tied: list[tuple[dict, Any]] = []
+    for pair in stream:
+        if tied and pair[0]["ts"] != tied[0][0]["ts"]:  # fixed-width ISO text: equal text, equal time
+            yield from sorted(tied, key=lambda item: item[0]["topic"] not in LABEL_TOPICS)
+            tied = []
+        tied.append(pair)
+    yield from sorted(tied, key=lambda item: item[0]["topic"] not in LABEL_TOPICS)
+
+
+def run_online(task: str, events: int, seed: int, delay_days: float, n_trees: int,
+               candidates: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The online loop over the simulated stream; returns the examples and what was seen.
+
+    ``candidates`` (names from ``bench.candidates``) are scored and learn next to the task's models.
+    """
     config = SimulatorConfig(fraud_label_delay_days=(delay_days, delay_days))
     horizon = int(delay_days * DAY_MS) if task == "fraud" else LEAD_HORIZON_MS
     models = TaskModels(task, n_trees=n_trees, seed=seed)
+    shadows = {name: CANDIDATES[task][name](task, seed) for name in candidates}
     join = LabelJoin(task, {}, JoinPolicy(horizon_ms=horizon))
     features = TASK_FEATURES[task]
     input_topic = "transactions" if task == "fraud" else "web-events"
     label_topic = "fraud-labels" if task == "fraud" else "conversions"
     states: dict[str, Any] = {}
+    terminals = TerminalStage()
     entity_of: dict[str, str] = {}  # example id -> card (fraud) or visitor (lead)
     truth: dict[str, bool] = {}  # fraud: the simulator's ground truth per transaction
     examples: list[TrainingExample] = []
@@ -85,8 +140,10 @@ def run_online(task: str, events: int, seed: int, delay_days: float, n_trees: in
         for example in new:
             examples.append(example)
             models.learn_example(example, position=len(examples) - 1)
+            for shadow in shadows.values():
+                shadow.learn_one(example.features, example.label)
 
-    for event, scenario in simulate_with_truth(events, seed, config):
+    for event, scenario in labels_first_on_ties(simulate_with_truth(events, seed, config)):
         topic = event["topic"]
         if topic == input_topic:
             if task == "fraud":
@@ -101,7 +158,11 @@ def run_online(task: str, events: int, seed: int, delay_days: float, n_trees: in
                 state = states[entity] = features.state_type()
             features.update(state, item, LATENESS_MS)
             x = features.compute(state, item)
+            if task == "fraud":
+                x.update(terminals.features(item))
             scores = models.score_one(x)
+            for name, shadow in shadows.items():
+                scores[name] = shadow.predict_proba_one(x).get(True, 0.0)
             scored += 1
             if task == "fraud":
                 snapshot = snapshot_of(item.event_id, item.ts_ms, x, scores)
@@ -115,13 +176,16 @@ def run_online(task: str, events: int, seed: int, delay_days: float, n_trees: in
             learn(join.advance(item.ts_ms))
         elif topic == label_topic:
             ts = parse_ts(event["ts"])
+            if task == "fraud":
+                terminals.label(event["event_id"], ts, event["is_fraud"])
             label = (fraud_label(event["event_id"], ts, event["is_fraud"]) if task == "fraud"
                      else conversion(event["visitor_id"], ts))
             learn(join.apply_label(label).examples)
     online_seconds = time.perf_counter() - started
     described = models.describe()  # what ``scorestream models`` would show now
     learn(join.advance(last_ts + 10 * horizon))  # the rest: labels can no longer come
-    return {"models": models, "examples": examples, "entity_of": entity_of, "truth": truth,
+    return {"models": models, "names": [*models.names, *shadows], "examples": examples,
+            "entity_of": entity_of, "truth": truth,
             "last_ts": last_ts, "scored": scored, "seconds": online_seconds, "counts": join.counts,
             "anomaly_scores": anomaly_scores, "horizon": horizon, "describe": described}
 
@@ -159,7 +223,6 @@ def metric_rows(index: np.ndarray, scores: dict[str, np.ndarray], event_ts: np.n
 def evaluate(task: str, run: dict[str, Any], weeks: int, seed: int) -> dict[str, Any]:
     """Metrics per model on each of the last ``weeks`` complete weeks (and pooled), batch retrained weekly."""
     examples: list[TrainingExample] = run["examples"]
-    models: TaskModels = run["models"]
     event_ts = np.array([e.event_ts_ms for e in examples])
     label_ts = np.array([e.label_ts_ms for e in examples])
     y = np.array([e.label for e in examples])
@@ -177,7 +240,7 @@ def evaluate(task: str, run: dict[str, Any], weeks: int, seed: int) -> dict[str,
             raise SystemExit(f"{task}: too few events for {weeks} held-out week(s) after a week of "
                              "labelled history; raise --events")
         scores: dict[str, np.ndarray] = {
-            name: np.array([examples[i].scores.get(name, 0.0) for i in test]) for name in models.names
+            name: np.array([examples[i].scores.get(name, 0.0) for i in test]) for name in run["names"]
         }
         x_train = vectorizer.transform([examples[i].features for i in train])
         x_test = vectorizer.transform([examples[i].features for i in test])
@@ -223,8 +286,8 @@ def snapshot_figures(models: TaskModels) -> dict[str, float]:
 
 
 def run_task(task: str, events: int, seed: int, delay_days: float, n_trees: int,
-             weeks: int) -> dict[str, Any]:
-    run = run_online(task, events, seed, delay_days, n_trees)
+             weeks: int, candidates: tuple[str, ...] = ()) -> dict[str, Any]:
+    run = run_online(task, events, seed, delay_days, n_trees, candidates)
     out = evaluate(task, run, weeks, seed)
     examples = run["examples"]
     out.update(task=task, scored=run["scored"], examples=len(examples), seconds=run["seconds"],
@@ -279,19 +342,45 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--weeks", type=int, default=3, help="held-out weeks (the final one last) and pooled")
     parser.add_argument("--tasks", default="fraud,lead")
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--candidates", default="",
+                        help="comma-separated bench.candidates to score in shadow too ('all': every one)")
+    parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args(argv)
     tasks = args.tasks.split(",")
-    began = time.perf_counter()
+    wanted = args.candidates.split(",") if args.candidates else []
+    began, commit = time.perf_counter(), commit_id()  # what is measured: the code as the run starts
     jobs = (args.events, args.seed, args.label_delay_days, args.trees, args.weeks)
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        futures = {task: pool.submit(run_task, task, *jobs) for task in tasks}
+        futures = {task: pool.submit(run_task, task, *jobs, tuple(
+            name for name in CANDIDATES[task] if "all" in wanted or name in wanted)) for task in tasks}
         results = {task: future.result() for task, future in futures.items()}
+    command = " ".join(["python -m bench.quality", *(argv if argv is not None else sys.argv[1:])])
+    print(f"commit {commit}: {command}")
     print(f"{args.events} simulated events, seed {args.seed}, "
           f"fraud labels {args.label_delay_days:g} days late, ARF of {args.trees} trees; "
           "'*' marks the champion")
     for task in tasks:
         print_report(results[task])
     print(f"\ntotal {time.perf_counter() - began:.0f} s")
+    if args.json:
+        figures = {task: {key: results[task][key] for key in FIGURES} for task in tasks}
+        with open(args.json, "w") as out:
+            json.dump({"commit": commit, "command": command, "args": vars(args), "tasks": figures},
+                      out, indent=1)
+
+
+#: What ``--json`` keeps of each task's result.
+FIGURES = ("scored", "examples", "positives", "seconds", "champion", "counts", "weeks")
+
+
+def commit_id() -> str:
+    """The checked-out commit, ``+dirty`` when tracked code it measures has uncommitted changes."""
+    repo = Path(__file__).resolve().parent.parent
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "bench", "features",
+                            "online_models"],
+                           cwd=repo, capture_output=True, text=True)
+    return (head.stdout.strip() or "unknown") + ("+dirty" if dirty.stdout.strip() else "")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ def test_one_score_per_valid_event_and_dead_letters_for_the_rest():
     assert result.invalid == ["malformed_json", "missing_value"]
     assert scores[1]["features"]["customer_tx_count_1d"] == 2
     assert all(0.0 <= s["score"] <= 1.0 for s in scores)
-    assert scores[0]["model"] == "fraud.logreg" and scores[0]["customer_id"] == "c1"
+    assert scores[0]["model"] == "fraud.arf" and scores[0]["customer_id"] == "c1"
     assert {k: p for k, (p, _) in result.state_writes.items()} == {b"c1": 0, b"c2": 1}
 
 

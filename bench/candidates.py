@@ -1,0 +1,94 @@
+"""Benchmark-only candidate models, scored in shadow next to the registered ones (``--candidates``).
+
+A candidate is a variant of a registered model (another optimiser, class
+rebalancing, other split parameters) measured in the same run, on the same
+examples, before anything changes in ``online_models/registry.py``. Candidates
+never reach the engine; the ones worth it become the registry's settings.
+
+>>> CANDIDATES["fraud"]["arf25"]("fraud", 0).n_models
+25
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from river import base, drift, forest, imblearn, linear_model, optim, tree
+
+from online_models.registry import PRIORS, RARE_CLASS_SPLITS, prepare_features
+
+#: ``factory(task, seed)`` gives a fresh candidate.
+Factory = Callable[[str, int], base.Classifier]
+
+#: Rebalanced toward 10 % positives by dropping negatives (River's random under-sampler).
+REBALANCED = {False: 0.9, True: 0.1}
+
+
+def logreg(optimizer: Callable[[], optim.base.Optimizer], under: bool = False) -> Factory:
+    def make(task: str, seed: int) -> base.Classifier:
+        prior = PRIORS[task]
+        model = linear_model.LogisticRegression(optimizer=optimizer(),
+                                                intercept_init=math.log(prior / (1 - prior)))
+        if under:
+            model = imblearn.RandomUnderSampler(model, desired_dist=REBALANCED, seed=seed)
+        return prepare_features() | model
+
+    return make
+
+
+def arf(under: bool = False, n_models: int = 10, no_drift: bool = False, adwin_delta: float | None = None,
+        **params: object) -> Factory:
+    def make(task: str, seed: int) -> base.Classifier:
+        detectors = {}
+        if no_drift:  # River's way of turning the forest's drift and warning detectors off
+            detectors = {"drift_detector": drift.NoDrift(), "warning_detector": drift.NoDrift()}
+        if adwin_delta is not None:  # River's defaults: ADWIN(0.001) for drift, ADWIN(0.01) for warning
+            detectors = {"drift_detector": drift.ADWIN(adwin_delta),
+                         "warning_detector": drift.ADWIN(10 * adwin_delta)}
+        model = forest.ARFClassifier(n_models=n_models, seed=seed,
+                                     **{**RARE_CLASS_SPLITS, **params, **detectors})
+        return imblearn.RandomUnderSampler(model, desired_dist=REBALANCED, seed=seed) if under else model
+
+    return make
+
+
+def amf(task: str, seed: int) -> base.Classifier:
+    """River's aggregated Mondrian forest (numbers scaled, categories one-hot): not a registered model."""
+    return prepare_features() | forest.AMFClassifier(n_estimators=10, seed=seed)
+
+
+def hoeffding_under(task: str, seed: int) -> base.Classifier:
+    model = tree.HoeffdingAdaptiveTreeClassifier(seed=seed, **RARE_CLASS_SPLITS)
+    return imblearn.RandomUnderSampler(model, desired_dist=REBALANCED, seed=seed)
+
+
+_COMMON: dict[str, Factory] = {
+    "logreg_sgd.05": logreg(lambda: optim.SGD(0.05)),
+    "logreg_adam": logreg(lambda: optim.Adam(0.01)),
+    "logreg_adagrad": logreg(lambda: optim.AdaGrad(0.1)),
+    "logreg_under": logreg(lambda: optim.SGD(0.01), under=True),
+    "arf_under": arf(under=True),
+    "arf_mc": arf(leaf_prediction="mc"),
+    "hoeffding_under": hoeffding_under,
+    # round 2, after round 1 on seed 1 (bench/results/quality-tuning-*.txt)
+    "logreg_adagrad.05": logreg(lambda: optim.AdaGrad(0.05)),
+    "logreg_adagrad.3": logreg(lambda: optim.AdaGrad(0.3)),
+    "logreg_ftrl": logreg(lambda: optim.FTRLProximal()),
+    "logreg_avg": logreg(lambda: optim.Averager(optim.SGD(0.05), start=1000)),
+    "arf25": arf(n_models=25),
+    "arf_nodrift": arf(no_drift=True),
+    "arf_grace20": arf(grace_period=20),
+    "arf_mc25": arf(n_models=25, leaf_prediction="mc"),
+    # round 3 (fraud), after the registry took AdaGrad(0.05) and "mc" leaves: drift detectors that
+    # react less to the noise of a rare class, and without any for reference
+    "arf_mc_adwin1e-5": arf(leaf_prediction="mc", adwin_delta=1e-5),
+    "arf_mc_nodrift": arf(leaf_prediction="mc", no_drift=True),
+    # round 4 (fraud): more features per split, slower and surer splits, and River's other forest
+    "arf_mc_feat.5": arf(leaf_prediction="mc", max_features=0.5),
+    "arf_mc_grace200": arf(leaf_prediction="mc", grace_period=200),
+    "amf": amf,
+}
+
+#: The candidates of each task, by name.
+CANDIDATES: dict[str, dict[str, Factory]] = {"fraud": dict(_COMMON), "lead": dict(_COMMON)}
