@@ -10,7 +10,9 @@ replay at start.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -34,6 +36,12 @@ from stream.pipeline import InputRecord
 from stream.settings import Settings
 
 log = logging.getLogger(__name__)
+
+#: Training examples learned in one go: every model learns each one (an ARF of 10 trees takes
+#: a few hundred µs), and scoring waits meanwhile, so a step stays a few tens of milliseconds.
+TRAIN_STEP = 100
+#: Seconds between two exports of the models' rolling quality (computing it costs).
+QUALITY_EXPORT_S = 5.0
 
 
 def _raw_topic(app: faust.App, name: str, settings: Settings, **options: object) -> faust.TopicT:
@@ -119,15 +127,19 @@ def _add_trainer(app: faust.App, settings: Settings, metrics: Metrics,
         await consumer.start()
         consumer.assign([partition])
         consumer.seek(partition, min(m.position for m in models.values()) + 1)
+        exported = 0.0
         try:
             while True:
-                batches = await consumer.getmany(partition, timeout_ms=500, max_records=1000)
+                batches = await consumer.getmany(partition, timeout_ms=500, max_records=TRAIN_STEP)
                 records = [(r.offset, r.value) for r in batches.get(partition, [])]
                 if not records:
                     continue
                 for task, count in learn_records(models, records).items():
                     metrics.examples_learned.labels(task=task).inc(count)
-                _export_quality(metrics, models)
+                if time.monotonic() >= exported + QUALITY_EXPORT_S:
+                    _export_quality(metrics, models)
+                    exported = time.monotonic()
+                await asyncio.sleep(0)  # let scoring run between two steps
         finally:
             await consumer.stop()
 
