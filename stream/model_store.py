@@ -13,6 +13,7 @@ import secrets
 from pathlib import Path
 
 from online_models import persistence
+from online_models.registry import CHAMPIONS
 from online_models.task_models import TaskModels
 from stream.settings import Settings
 
@@ -62,5 +63,15 @@ def restore(task: str, settings: Settings) -> TaskModels | None:
 
 
 def load_or_create(task: str, settings: Settings) -> TaskModels:
+    """The task's restored models, or new ones; the registry's champion is published either way.
+
+    Which model is champion is configuration (``online_models.registry.CHAMPIONS``),
+    not learned state: a snapshot taken under an older choice does not keep it.
+    """
     restored = restore(task, settings)
-    return restored if restored is not None else TaskModels(task, n_trees=settings.arf_trees)
+    if restored is None:
+        return TaskModels(task, n_trees=settings.arf_trees)
+    if CHAMPIONS[task] in restored.models and restored.champion != CHAMPIONS[task]:
+        log.info("%s champion: %s (was %s in the snapshot)", task, CHAMPIONS[task], restored.champion)
+        restored.champion = CHAMPIONS[task]
+    return restored
