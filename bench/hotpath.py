@@ -47,6 +47,7 @@ KNOBS = (sys.executable, "-m", "bench.prototypes.engine_knobs", "worker")
 #: one Faust or Python setting of the same app (``bench/prototypes/engine_knobs.py``).
 CONTENDERS: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
     "engine": (ENGINE_CMD, {}),
+    "engine+champion-only": (ENGINE_CMD, {"SCORESTREAM_CHALLENGERS": "0"}),
     "engine+uvloop": (KNOBS, {"BENCH_LOOP": "uvloop"}),
     "engine+standby": (KNOBS, {"BENCH_STANDBY_REPLICAS": "1"}),
     "engine+poll100": (KNOBS, {"BENCH_MAX_POLL_RECORDS": "100"}),
