@@ -10,12 +10,17 @@ read how the engine is configured and no second way to configure it.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 PREFIX = "SCORESTREAM_"
+#: Variables with the prefix that are not settings but are read elsewhere (the test suite's broker).
+OTHER_VARIABLES = frozenset({"SCORESTREAM_TEST_BOOTSTRAP"})
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,10 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Build settings from ``environ`` (default: the process environment)."""
         environ = os.environ if environ is None else environ
+        known = {PREFIX + field.name.upper() for field in fields(cls)} | OTHER_VARIABLES
+        unknown = sorted(name for name in environ if name.startswith(PREFIX) and name not in known)
+        if unknown:  # a typo, or a setting that no longer exists: say so rather than ignore it
+            log.warning("ignoring unknown settings: %s", ", ".join(unknown))
         values = {}
         for field in fields(cls):
             raw = environ.get(PREFIX + field.name.upper())
