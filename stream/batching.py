@@ -89,9 +89,9 @@ class Outgoing:
     def add(self, topic: str, partition: int, key: Key, value: bytes | None) -> None:
         self.records.setdefault((topic, partition), []).append((key, value))
 
-    def add_keyed(self, topic: str, key: Key, value: bytes, partitions: int | None = None) -> None:
-        """Add a record to the partition of its key (partition 0 without a key, or one partition)."""
-        partition = 0 if key is None or partitions == 1 else self.partition_of(key)
+    def add_keyed(self, topic: str, key: Key, value: bytes) -> None:
+        """Add a record to the partition of its key (partition 0 without a key)."""
+        partition = 0 if key is None else self.partition_of(key)
         self.add(topic, partition, key, value)
 
     def partition_of(self, key: bytes) -> int:
