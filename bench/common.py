@@ -19,11 +19,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.partitioner import DefaultPartitioner
 
+from features.time import DAY
 from simulator import simulate
 from stream import admin, topics
+from stream.events import Transaction
 from stream.pipeline import BatchScorer, ScoringTask
 from stream.producer import to_record
 from stream.settings import Settings
+from stream.terminal_view import TerminalView
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH_BOOTSTRAP = "127.0.0.1:39092"
@@ -41,11 +44,29 @@ def bench_settings(**overrides: object) -> Settings:
 
 
 def make_scorer(task: ScoringTask, settings: Settings) -> BatchScorer:
-    """The engine's scorer for a task, built as ``stream.app`` builds it from these settings."""
-    kwargs = {}
+    """The engine's scorer for a task, built as ``stream.app`` builds it from these settings.
+
+    The fraud task's terminal features come from a :class:`InlineTerminals` (each
+    transaction told to the terminal history just before it is scored), the same
+    features and work as the worker's terminal view minus its own consumer.
+    """
+    kwargs: dict[str, object] = {}
     if hasattr(settings, "allowed_lateness_s"):
         kwargs["lateness_ms"] = int(settings.allowed_lateness_s * 1000)
+    if task.terminal_features:
+        kwargs["context"] = InlineTerminals(settings).features
     return BatchScorer(task, settings.fraud_alert_threshold, **kwargs)
+
+
+class InlineTerminals:
+    """The terminal view without its consumer: a transaction is told to the history as it is scored."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.view = TerminalView(int(settings.terminal_delay_days * DAY), 0, 0.0)
+
+    def features(self, tx: Transaction, partition: int) -> dict[str, float]:
+        self.view.history.add_transaction(tx.event_id, tx.terminal_id, tx.ts_ms)
+        return self.view.features(tx, partition)
 
 
 def app_options(settings: Settings) -> dict[str, object]:

@@ -13,8 +13,8 @@ days of its last event.
 The fraud features are the customer's (``features.registry``) and the
 terminal's (``features/terminal.py``: transaction counts and the share of
 known frauds over 1, 7 and 30 days, with a label delay of 7 days), as the
-worker's terminal stage computes them: the terminal state sees transactions and
-fraud labels in event-time order, labels first on equal timestamps.
+worker computes them (``stream/terminal_view.py``): a label counts for a
+transaction at ``t`` if its own time is at most ``t``.
 
 The held-out evaluation week is the last full week whose labels are all known
 by the end of the stream. On it, each model is judged on the score it gave at
@@ -56,7 +56,7 @@ from sklearn.preprocessing import StandardScaler
 
 from bench.candidates import CANDIDATES
 from features.registry import TASK_FEATURES
-from features.terminal import TerminalState, add_fraud_label, add_transaction, terminal_features
+from features.terminal import TerminalHistory
 from online_models.label_join import (
     DAY_MS,
     JoinPolicy,
@@ -70,7 +70,7 @@ from online_models.label_join import (
 from online_models.persistence import dump, join_chunks, load, split_chunks
 from online_models.task_models import ANOMALY, TaskModels, format_table
 from simulator import SimulatorConfig, simulate_with_truth
-from stream.events import Transaction, parse_ts, transaction_from_dict, web_event_from_dict
+from stream.events import parse_ts, transaction_from_dict, web_event_from_dict
 
 WEEK_MS = 7 * DAY_MS
 LEAD_HORIZON_MS = 7 * DAY_MS
@@ -78,29 +78,6 @@ LEAD_HORIZON_MS = 7 * DAY_MS
 LATENESS_MS = 3_600_000
 BENCH_KEY = b"benchmark-only key, not a secret"
 LABEL_TOPICS = ("fraud-labels", "conversions")
-
-
-class TerminalStage:
-    """The fraud task's terminal features (``features/terminal.py``), one state per terminal."""
-
-    def __init__(self) -> None:
-        self.states: dict[str, TerminalState] = {}
-        self.transactions: dict[str, tuple[str, int]] = {}  # event id -> (terminal, event time)
-
-    def features(self, transaction: Transaction) -> dict[str, float]:
-        """Remember the transaction and return its terminal features."""
-        state = self.states.get(transaction.terminal_id)
-        if state is None:
-            state = self.states[transaction.terminal_id] = TerminalState()
-        add_transaction(state, transaction.event_id, transaction.ts_ms, LATENESS_MS)
-        self.transactions[transaction.event_id] = (transaction.terminal_id, transaction.ts_ms)
-        return terminal_features(state, transaction.ts_ms)
-
-    def label(self, event_id: str, label_ts: int, is_fraud: bool) -> None:
-        """A fraud label counts for its terminal from its own time on; a cleared one changes nothing."""
-        if is_fraud and event_id in self.transactions:
-            terminal, tx_ts = self.transactions[event_id]
-            add_fraud_label(self.states[terminal], event_id, tx_ts, label_ts)
 
 
 def labels_first_on_ties(stream: Iterable[tuple[dict, Any]]) -> Iterator[tuple[dict, Any]]:
@@ -129,7 +106,7 @@ def run_online(task: str, events: int, seed: int, delay_days: float, n_trees: in
     input_topic = "transactions" if task == "fraud" else "web-events"
     label_topic = "fraud-labels" if task == "fraud" else "conversions"
     states: dict[str, Any] = {}
-    terminals = TerminalStage()
+    terminals = TerminalHistory()
     entity_of: dict[str, str] = {}  # example id -> card (fraud) or visitor (lead)
     truth: dict[str, bool] = {}  # fraud: the simulator's ground truth per transaction
     examples: list[TrainingExample] = []
@@ -159,7 +136,8 @@ def run_online(task: str, events: int, seed: int, delay_days: float, n_trees: in
             features.update(state, item, LATENESS_MS)
             x = features.compute(state, item)
             if task == "fraud":
-                x.update(terminals.features(item))
+                terminals.add_transaction(item.event_id, item.terminal_id, item.ts_ms)
+                x.update(terminals.features(item.terminal_id, item.ts_ms))
             scores = models.score_one(x)
             for name, shadow in shadows.items():
                 scores[name] = shadow.predict_proba_one(x).get(True, 0.0)
@@ -176,8 +154,8 @@ def run_online(task: str, events: int, seed: int, delay_days: float, n_trees: in
             learn(join.advance(item.ts_ms))
         elif topic == label_topic:
             ts = parse_ts(event["ts"])
-            if task == "fraud":
-                terminals.label(event["event_id"], ts, event["is_fraud"])
+            if task == "fraud" and event["is_fraud"]:
+                terminals.add_fraud_label(event["event_id"], ts)
             label = (fraud_label(event["event_id"], ts, event["is_fraud"]) if task == "fraud"
                      else conversion(event["visitor_id"], ts))
             learn(join.apply_label(label).examples)

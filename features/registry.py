@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from features import customer, visitor
+from features import customer, terminal, visitor
 
 
 @dataclass(frozen=True)
@@ -85,3 +85,7 @@ VISITOR_FEATURES = FeatureSet(
 
 #: The feature set each scoring task reads.
 TASK_FEATURES: dict[str, FeatureSet] = {"fraud": CUSTOMER_FEATURES, "lead": VISITOR_FEATURES}
+
+#: Features a task gets from outside its entity's state: the fraud task's terminal risk
+#: (``features/terminal.py``), which needs every customer's transactions and the fraud labels.
+TERMINAL_FEATURES = terminal.FEATURE_NAMES

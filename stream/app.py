@@ -25,14 +25,17 @@ from typing import Any
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from features.time import DAY
 from online_models.task_models import TaskModels
 from stream import model_store
 from stream.batching import Delivery, Outgoing, add_batch_handler, use_batch_consumer
+from stream.events import InvalidEvent
 from stream.learning import join_topic
 from stream.learning_agents import add_learning
 from stream.metrics import Metrics
 from stream.pipeline import TASKS, BatchResult, BatchScorer, InputRecord, ScoringTask
 from stream.settings import Settings
+from stream.terminal_view import TerminalView
 
 log = logging.getLogger(__name__)
 
@@ -66,16 +69,35 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None,
     registry = registry if registry is not None else CollectorRegistry()
     metrics = Metrics.create(registry)
     models = {name: model_store.load_or_create(name, settings) for name in TASKS}
+    terminals = _add_terminal_view(app, settings, metrics)
     for task in TASKS.values():
-        _add_scoring(app, task, settings, metrics, models[task.name])
+        _add_scoring(app, task, settings, metrics, models[task.name],
+                     terminals if task.terminal_features else None)
     add_learning(app, settings, metrics, models)
     _add_metrics_page(app, registry)
     _quiet_root_logger(app, log_level)
     return app
 
 
+def _add_terminal_view(app: faust.App, settings: Settings, metrics: Metrics) -> TerminalView:
+    """This worker's view of every terminal (:mod:`stream.terminal_view`), read by a task of its own."""
+    delay_ms = int(settings.terminal_delay_days * DAY)
+    view = TerminalView(delay_ms, int(settings.allowed_lateness_s * 1000), settings.terminal_label_wait_s,
+                        on_late_label=metrics.late_labels.inc)
+
+    @app.task
+    async def read_terminals() -> None:
+        await view.run(settings.kafka_bootstrap, delay_ms)
+
+    @app.timer(interval=settings.state_expiry_interval_s)
+    async def prune_terminals() -> None:
+        view.prune()
+        metrics.terminal_transactions.set(len(view.history.transactions))
+    return view
+
+
 def _add_scoring(app: faust.App, task: ScoringTask, settings: Settings, metrics: Metrics,
-                 models: TaskModels) -> None:
+                 models: TaskModels, terminals: TerminalView | None) -> None:
     """Score the task's input topic in batches; state in a changelog-backed table."""
     topic = app.topic(task.input_topic, key_type=bytes, value_type=bytes, key_serializer="raw",
                       value_serializer="raw", partitions=settings.partitions)
@@ -84,11 +106,23 @@ def _add_scoring(app: faust.App, task: ScoringTask, settings: Settings, metrics:
     scorer = BatchScorer(task, settings.fraud_alert_threshold,
                          lateness_ms=int(settings.allowed_lateness_s * 1000), models=models,
                          challengers=settings.challengers,
-                         join_topic=join_topic(settings.app_id, task.name))
+                         join_topic=join_topic(settings.app_id, task.name),
+                         context=terminals.features if terminals is not None else None)
     outputs, state = Outgoing(settings.partitions), Outgoing(settings.partitions)
 
-    def score(records: list[InputRecord]) -> Delivery:
-        result = scorer.score_batch(records, table.data.get)
+    async def wait_for_terminals(records: list[InputRecord]) -> list[Any]:
+        """Parse the batch and wait until the terminal view knows its newest transaction."""
+        events = scorer.parse_batch(records)
+        newest = max((e.ts_ms for e in events if not isinstance(e, InvalidEvent)), default=None)
+        if newest is not None and terminals is not None:
+            started = time.monotonic()
+            if await terminals.wait_until_known(newest):
+                metrics.terminal_quiet_releases.inc()
+            metrics.terminal_wait.observe(time.monotonic() - started)
+        return events
+
+    def score(records: list[InputRecord], prepared: list[Any] | None = None) -> Delivery:
+        result = scorer.score_batch(records, table.data.get, prepared)
         changelog = table.changelog_topic.get_topic_name()
         for key, (partition, value) in result.state_writes.items():
             table.data[key] = value  # the local store; its changelog record goes with the batch
@@ -100,7 +134,7 @@ def _add_scoring(app: faust.App, task: ScoringTask, settings: Settings, metrics:
             _observe(metrics, task, result, len(records), time.monotonic() - fetched_at)
         return Delivery(outputs.take(), state.take(), observe)
 
-    add_batch_handler(app, topic, score)
+    add_batch_handler(app, topic, score, wait_for_terminals if terminals is not None else None)
     _add_state_expiry(app, table, scorer, settings, metrics)
 
 

@@ -27,10 +27,11 @@ the worker; on restart its records are read again.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,6 +65,9 @@ class Delivery:
 
 #: A batch handler: the records of one input topic, fetched together, in partition order.
 Handler = Callable[[list[InputRecord]], Delivery]
+#: Awaited with a batch before it is handled (to wait for what the handler needs to know);
+#: what it returns is handed to the handler as ``prepared=``.
+Prepare = Callable[[list[InputRecord]], Awaitable[Any]]
 
 
 class Outgoing:
@@ -153,18 +157,27 @@ async def _send(producer: Any, batch: Any, topic: str, partition: int,
     return await delivery
 
 
-def add_batch_handler(app: faust.App, topic: faust.TopicT, handler: Handler) -> None:
+def add_batch_handler(app: faust.App, topic: faust.TopicT, handler: Handler,
+                      prepare: Prepare | None = None) -> None:
     """Have ``handler`` take ``topic``'s records in batches (the app must use :class:`Transport`).
 
     The topic is subscribed as an agent's would be (so its partitions, and the
     tables co-partitioned with it, are assigned to this worker), but its records
-    never enter a Faust stream.
+    never enter a Faust stream. ``prepare``, if given, is awaited with each batch
+    and ``handler`` then gets the batch and, as ``prepared=``, what it returned; a rebalance
+    meanwhile drops the batch (it is read again).
     """
-    handlers(app)[topic.get_topic_name()] = handler
+    handlers(app)[topic.get_topic_name()] = _Registered(handler, prepare)
     topic.__aiter__()  # what ``async for`` in an agent does: the conductor subscribes to it
 
 
-def handlers(app: faust.App) -> dict[str, Handler]:
+@dataclass(frozen=True)
+class _Registered:
+    handler: Handler
+    prepare: Prepare | None
+
+
+def handlers(app: faust.App) -> dict[str, _Registered]:
     if not hasattr(app, "batch_handlers"):
         app.batch_handlers = {}
     return app.batch_handlers
@@ -234,10 +247,16 @@ class Consumer(faust_aiokafka.Consumer):
                     else:
                         await self._per_message(tp, batch, generation)
                 for topic, parts in by_topic.items():
+                    registered = batch_handlers[topic]
+                    batch = [InputRecord(r.value, r.key, tp.partition, r.offset)
+                             for tp, records in parts for r in records]
+                    handler = registered.handler
+                    if registered.prepare is not None:
+                        handler = functools.partial(handler, prepared=await registered.prepare(batch))
                     if not self.flow_active or self.app.consumer_generation_id != generation:
                         await self.perform_seek()  # a rebalance started: the rest is read again
                         break
-                    self._submit(batch_handlers[topic], parts, generation, fetched_at)
+                    self._submit(handler, batch, parts, generation, fetched_at)
                     await self._wait_in_flight(MAX_IN_FLIGHT)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
@@ -260,9 +279,8 @@ class Consumer(faust_aiokafka.Consumer):
                 await self.wait_first(callback(message), self.suspend_flow.wait())
                 self._read_offset[tp] = message.offset
 
-    def _submit(self, handler: Handler, parts: list[tuple[TP, list[Any]]], generation: int,
-                fetched_at: float) -> None:
-        records = [InputRecord(r.value, r.key, tp.partition, r.offset) for tp, batch in parts for r in batch]
+    def _submit(self, handler: Handler, records: list[InputRecord], parts: list[tuple[TP, list[Any]]],
+                generation: int, fetched_at: float) -> None:
         for tp, batch in parts:
             self._read_offset[tp] = batch[-1].offset
         delivery = handler(records)

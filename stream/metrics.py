@@ -36,6 +36,10 @@ class Metrics(NamedTuple):
     event_to_score_latency: Histogram
     score: Histogram
     batch_size: Histogram
+    terminal_wait: Histogram
+    terminal_quiet_releases: Counter
+    late_labels: Counter
+    terminal_transactions: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> Metrics:
@@ -91,4 +95,17 @@ class Metrics(NamedTuple):
             batch_size=Histogram(
                 "scorestream_batch_size", "Records per scored batch.", ["topic"],
                 buckets=BATCH_BUCKETS, registry=registry),
+            terminal_wait=Histogram(
+                "scorestream_terminal_wait_seconds", "Time a batch of transactions waited for the"
+                " terminal view to read every transaction and fraud label up to its time.",
+                buckets=LATENCY_BUCKETS, registry=registry),
+            terminal_quiet_releases=Counter(
+                "scorestream_terminal_quiet_releases", "Batches of transactions scored past the"
+                " newest fraud label of a quiet label partition.", registry=registry),
+            late_labels=Counter(
+                "scorestream_late_labels", "Fraud labels read after transactions at or after their"
+                " time were scored (they count from then on).", registry=registry),
+            terminal_transactions=Gauge(
+                "scorestream_terminal_transactions", "Transactions the terminal view holds.",
+                registry=registry),
         )

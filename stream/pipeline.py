@@ -134,6 +134,8 @@ class ScoringTask:
     #: what the label join keeps of a scored event (its features and every model's score)
     snapshot: Callable[[Any, Features, dict[str, float]], Snapshot]
     alert_topic: str | None = None
+    #: whether its events also get the terminal risk features (``stream/terminal_view.py``)
+    terminal_features: bool = False
 
 
 def _fraud_snapshot(tx: Any, features: Features, scores: dict[str, float]) -> Snapshot:
@@ -155,6 +157,7 @@ TASKS = {
         score_topic=topics.TRANSACTION_SCORES,
         snapshot=_fraud_snapshot,
         alert_topic=topics.FRAUD_ALERTS,
+        terminal_features=True,
     ),
     "lead": ScoringTask(
         name="lead",
@@ -206,8 +209,12 @@ class BatchScorer:
 
     def __init__(self, task: ScoringTask, fraud_alert_threshold: float = 0.5,
                  lateness_ms: int = 3_600_000, models: TaskModels | None = None,
-                 challengers: bool = True, join_topic: str | None = None) -> None:
+                 challengers: bool = True, join_topic: str | None = None,
+                 context: Callable[[Any, int], Features] | None = None) -> None:
         self.task = task
+        #: features from outside the entity's state (the fraud task's terminal view):
+        #: ``context(event, input partition)`` → more feature values
+        self.context = context
         self.lateness_ms = lateness_ms
         #: the newest event time seen: the clock that expires idle keys
         self.newest_ts = 0
@@ -220,20 +227,32 @@ class BatchScorer:
     def model_name(self) -> str:
         return f"{self.task.name}.{self.models.champion}"
 
-    def score_batch(
-        self, records: Sequence[InputRecord], load_state: Callable[[bytes], bytes | None]
-    ) -> BatchResult:
-        """Score every record in order; invalid ones become dead letters, never exceptions."""
-        result = BatchResult()
-        states: dict[bytes, EntityState] = {}
+    def parse_batch(self, records: Sequence[InputRecord]) -> list[Any]:
+        """Each record's event, or the :class:`InvalidEvent` that says why it is not one."""
+        events: list[Any] = []
         for record in records:
             try:
                 if record.value is None:
                     raise InvalidEvent("missing_value", "the record has no value (tombstone)")
-                event = self.task.parse(record.value)
+                events.append(self.task.parse(record.value))
             except InvalidEvent as error:
-                result.invalid.append(error.reason)
-                result.outputs.append(dead_letter_record(self.task.input_topic, record, error))
+                events.append(error)
+        return events
+
+    def score_batch(
+        self, records: Sequence[InputRecord], load_state: Callable[[bytes], bytes | None],
+        events: list[Any] | None = None,
+    ) -> BatchResult:
+        """Score every record in order; invalid ones become dead letters, never exceptions.
+
+        ``events`` is :meth:`parse_batch`'s answer for ``records``, if already known.
+        """
+        result = BatchResult()
+        states: dict[bytes, EntityState] = {}
+        for record, event in zip(records, events or self.parse_batch(records), strict=True):
+            if isinstance(event, InvalidEvent):
+                result.invalid.append(event.reason)
+                result.outputs.append(dead_letter_record(self.task.input_topic, record, event))
                 continue
             entity = getattr(event, self.task.entity_field).encode()
             state = states.get(entity)
@@ -302,6 +321,8 @@ class BatchScorer:
 
     def _score_one(self, event: Any, state: Any, result: BatchResult, partition: int) -> None:
         values = self.task.features.compute(state, event)
+        if self.context is not None:
+            values.update(self.context(event, partition))
         scores = self._scores(values)
         score = scores[self.models.champion]
         body = {"event_id": event.event_id, "ts": iso_ts(event.ts_ms)}

@@ -59,6 +59,13 @@ class Settings:
     #: How far, in seconds of event time, an event may trail its entity's newest event and
     #: still be placed exactly in its windows (state keeps this much beyond the longest window).
     allowed_lateness_s: float = 3600.0
+    #: Label delay ``d`` of the terminal risk features, in days: a transaction at ``t`` sees its
+    #: terminal's transactions in ``(t - d - w, t - d]`` (the time it takes to learn of a fraud).
+    terminal_delay_days: float = 7.0
+    #: Seconds of wall-clock time a ``fraud-labels`` partition read to its end must stay quiet
+    #: before transactions past its newest label are scored without waiting for it (as Kafka
+    #: Streams' ``max.task.idle.ms``); until then they wait for the labels to reach their time.
+    terminal_label_wait_s: float = 2.0
     #: Seconds of wall-clock time between two sweeps that drop idle keys' state.
     state_expiry_interval_s: float = 300.0
     #: Score every registered model (challengers in shadow) or the champion alone.

@@ -67,7 +67,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCORESTREAM_")}
     for name in ("kafka_bootstrap", "home", "kafka_cache", "partitions", "app_id", "web_port",
                  "fraud_alert_threshold", "batch_size", "session_timeout_s",
-                 "allowed_lateness_s", "state_expiry_interval_s", "label_grace_s"):
+                 "allowed_lateness_s", "state_expiry_interval_s", "label_grace_s",
+                 "terminal_delay_days", "terminal_label_wait_s"):
         env["SCORESTREAM_" + name.upper()] = str(getattr(settings, name))
     return env
 

@@ -2,7 +2,9 @@
 
 The worker is fed an event file with ``scorestream produce``; every score's
 ``features`` must equal the independent pandas reference (tests/reference.py):
-exact for counts, within 1e-9 relative for floats.
+exact for counts, within 1e-9 relative for floats. That includes the terminal
+risk features, whose labels are produced interleaved with the transactions (the
+file's order), all ahead of them, or behind them.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
+from dataclasses import replace
 
 import pytest
 
@@ -19,7 +22,7 @@ from simulator import SimulatorConfig, simulate, write_jsonl
 from stream import topics
 from stream.batching import MAX_IN_FLIGHT
 from tests.integration.conftest import REPO, consume, settings_env
-from tests.reference import mismatches, transaction_features, web_features
+from tests.reference import mismatches, terminal_features, transaction_features, web_features
 
 pytestmark = pytest.mark.integration
 
@@ -45,7 +48,7 @@ def first_features(out: list[tuple[str, dict]]) -> tuple[dict[str, dict], dict[s
 
 def check_against_reference(events: list[dict], streamed: dict[str, dict]) -> int:
     checked = 0
-    for reference in (transaction_features(events), web_features(events)):
+    for reference in (transaction_features(events), terminal_features(events), web_features(events)):
         bad = mismatches(streamed, reference)
         assert not bad, f"{len(bad)} feature values differ from the batch reference, e.g. {bad[:5]}"
         checked += len(reference)
@@ -60,7 +63,7 @@ def test_streamed_features_equal_the_batch_reference(engine, start_worker, tmp_p
     path = tmp_path / "events.jsonl"
     write_jsonl(events, path)
 
-    start_worker()
+    worker = start_worker()
     started = time.monotonic()
     produce_file(engine, path)
     out = consume(engine, SCORE_TOPICS, n_tx + n_web, timeout=600)
@@ -69,7 +72,53 @@ def test_streamed_features_equal_the_batch_reference(engine, start_worker, tmp_p
     assert len(streamed) == n_tx + n_web and set(counts.values()) == {1}
     checked = check_against_reference(events, streamed)
     print(f"\n{checked} events equal the batch reference; {n_tx + n_web} scored in {elapsed:.1f} s "
-          f"({(n_tx + n_web) / elapsed:,.0f} events/s, one worker)")
+          f"({(n_tx + n_web) / elapsed:,.0f} events/s, one worker); {terminal_wait(worker)}")
+
+
+def terminal_wait(worker) -> str:
+    """What waiting for the terminal view cost, from the worker's metrics."""
+    samples = worker.metrics()
+    return (f"terminal wait {samples['scorestream_terminal_wait_seconds_sum']:.2f} s over "
+            f"{samples['scorestream_terminal_wait_seconds_count']:.0f} batches, "
+            f"{samples['scorestream_terminal_quiet_releases_total']:.0f} past a quiet label partition, "
+            f"{samples['scorestream_late_labels_total']:.0f} late labels")
+
+
+@pytest.mark.parametrize("labels", ["ahead", "behind"])
+def test_terminal_features_do_not_depend_on_when_labels_are_produced(labels, engine, start_worker,
+                                                                     tmp_path):
+    # a smaller file over three weeks (labels come 1 to 14 days after their transaction)
+    config = SimulatorConfig(input_events_per_day=600, terminals=200, customers=400, fraud_rate=0.02,
+                             web_share=0.1, out_of_order_fraction=0.02)
+    events = list(simulate(12_000, seed=23, config=config))
+    fraud_labels = [e for e in events if e["topic"] == topics.FRAUD_LABELS]
+    others = [e for e in events if e["topic"] != topics.FRAUD_LABELS]
+    n_tx = sum(e["topic"] == topics.TRANSACTIONS for e in events)
+    assert len(fraud_labels) > 100
+    label_path, other_path = tmp_path / "labels.jsonl", tmp_path / "others.jsonl"
+    write_jsonl(fraud_labels, label_path)
+    write_jsonl(others, other_path)
+
+    # behind: the labels come only once every transaction is in the broker and the worker
+    # has waited for them a while (less than the 15 s a quiet label partition may hold it)
+    worker = start_worker(replace(engine, terminal_label_wait_s=15.0))
+    first, second = (label_path, other_path) if labels == "ahead" else (other_path, label_path)
+    produce_file(engine, first)
+    if labels == "behind":
+        time.sleep(5)
+    produce_file(engine, second)
+    out = consume(engine, (topics.TRANSACTION_SCORES,), n_tx, timeout=300)
+    streamed, counts = first_features(out)
+    assert len(streamed) == n_tx and set(counts.values()) == {1}
+    assert sum(1 for f in streamed.values() if f["terminal_risk_7d"] > 0) > 300
+    for reference in (terminal_features(events), transaction_features(events)):
+        bad = mismatches(streamed, reference)
+        assert not bad, f"{len(bad)} feature values differ from the batch reference, e.g. {bad[:5]}"
+    samples = worker.metrics()
+    assert samples["scorestream_late_labels_total"] == 0
+    if labels == "behind":  # the transactions did wait for their labels
+        assert samples["scorestream_terminal_wait_seconds_sum"] >= 4
+    print(f"\nlabels {labels}: {n_tx} transactions equal the reference; {terminal_wait(worker)}")
 
 
 def test_features_survive_a_kill_9(engine, start_worker, tmp_path):

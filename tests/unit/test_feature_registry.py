@@ -6,7 +6,7 @@ import random
 import orjson
 import pytest
 
-from features.registry import TASK_FEATURES
+from features.registry import TASK_FEATURES, TERMINAL_FEATURES
 from stream.events import Transaction, WebEvent
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
@@ -38,7 +38,7 @@ def test_feature_is_documented(task, name):
 
 
 def test_feature_names_are_unique_across_tasks():
-    names = [name for _, name in ALL]
+    names = [name for _, name in ALL] + list(TERMINAL_FEATURES)
     assert len(names) == len(set(names))
 
 

@@ -1,0 +1,247 @@
+"""Every worker's own view of every terminal: the fraud task's terminal risk features.
+
+Transactions arrive keyed by customer, but a terminal's risk needs *all* its
+transactions and their fraud labels, from every partition. Each worker reads
+the whole ``transactions`` and ``fraud-labels`` topics with its own consumer,
+outside the consumer group (as the trainer reads ``training-examples``), into a
+:class:`~features.terminal.TerminalHistory`. That history answers for any event
+time, whatever order it was told things in, so the view only has to know *when*
+it has read everything a transaction at ``t`` needs:
+
+- every ``transactions`` partition has reached ``t - d + lateness`` or its end
+  (the label delay ``d``, 7 days by default, is the slack);
+- every ``fraud-labels`` partition has reached ``t``, or is *quiet*: read to its
+  end with nothing new for ``terminal_label_wait_s`` (Kafka Streams'
+  ``max.task.idle.ms``). Each label partition is read in order; a label read
+  after transactions at or past its own time were scored is counted as late
+  (``scorestream_late_labels_total``) and counts from then on.
+
+The scoring handler waits, once per batch, until the view knows its newest
+transaction (:meth:`TerminalView.wait_until_known`). Why a view per worker rather
+than a repartition by terminal: no partition of it ever moves on a rebalance,
+nothing is held in a table, and a restart simply reads the topics again; the
+price is that each worker reads every transaction (a decode, ~3 µs) and holds
+``d`` + 30 days of them (about 100 bytes each).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from features.terminal import TerminalHistory
+from stream import topics
+from stream.events import InvalidEvent, Transaction, parse_transaction
+from stream.learning import parse_label
+
+log = logging.getLogger(__name__)
+
+#: How far (event time) the view reads a partition beyond the newest time asked for.
+READ_AHEAD_MS = 86_400_000
+#: Records the view reads in one step before it lets scoring run.
+READ_STEP = 5_000
+
+
+class InputClocks:
+    """How far the view has read each input partition, and whether that covers a time ``t``.
+
+    ``now`` is wall-clock seconds (``time.monotonic()``), passed in so the rule is testable.
+
+    >>> clocks = InputClocks(tx_partitions=[0], label_partitions=[0], delay_ms=1000,
+    ...                      lateness_ms=10, quiet_s=5.0, now=0.0)
+    >>> clocks.read("tx", 0, ts=2000, now=1.0); clocks.read("label", 0, ts=2500, now=1.0)
+    >>> clocks.knows(2500, now=1.0), clocks.knows(2600, now=1.0)
+    (True, False)
+    >>> clocks.reached_end("label", 0, True, now=1.0)
+    >>> clocks.knows(2600, now=5.9), clocks.knows(2600, now=6.0)  # quiet 5 s after its last record
+    (False, True)
+    """
+
+    def __init__(self, tx_partitions: Iterable[int], label_partitions: Iterable[int], delay_ms: int,
+                 lateness_ms: int, quiet_s: float, now: float) -> None:
+        self.delay_ms, self.lateness_ms, self.quiet_s = delay_ms, lateness_ms, quiet_s
+        #: (kind, partition) → newest event time read (None before the first record)
+        self.newest: dict[tuple[str, int], int | None] = {}
+        #: (kind, partition) → whether the last fetch found it at its end
+        self.at_end: dict[tuple[str, int], bool] = {}
+        #: (kind, partition) → when it last gave a record (or the view started)
+        self.last_record_at: dict[tuple[str, int], float] = {}
+        for kind, partitions in (("tx", tx_partitions), ("label", label_partitions)):
+            for partition in partitions:
+                self.newest[kind, partition] = None
+                self.at_end[kind, partition] = False
+                self.last_record_at[kind, partition] = now
+
+    def read(self, kind: str, partition: int, ts: int, now: float) -> None:
+        newest = self.newest[kind, partition]
+        self.newest[kind, partition] = ts if newest is None else max(newest, ts)
+        self.last_record_at[kind, partition] = now
+
+    def reached_end(self, kind: str, partition: int, at_end: bool, now: float) -> None:
+        self.at_end[kind, partition] = at_end
+
+    def _quiet(self, tp: tuple[str, int], now: float) -> bool:
+        return self.at_end[tp] and now - self.last_record_at[tp] >= self.quiet_s
+
+    def knows(self, t: int, now: float) -> bool:
+        """Whether everything a transaction at ``t`` needs has been read."""
+        return not self.missing(t, now)
+
+    def missing(self, t: int, now: float) -> list[tuple[str, int]]:
+        """The partitions not read far enough for ``t``."""
+        need = {"tx": t - self.delay_ms + self.lateness_ms, "label": t}
+        out = []
+        for tp, newest in self.newest.items():
+            kind = tp[0]
+            if newest is not None and newest >= need[kind]:
+                continue
+            if (kind == "tx" and self.at_end[tp]) or self._quiet(tp, now):
+                continue
+            out.append(tp)
+        return out
+
+    def ahead(self, tp: tuple[str, int], wanted: int | None) -> bool:
+        """Whether a partition is read far enough beyond the newest time asked for to pause it
+        (nothing asked yet: read on)."""
+        newest = self.newest[tp]
+        return wanted is not None and newest is not None and newest > wanted + READ_AHEAD_MS
+
+    def oldest_transaction(self) -> int | None:
+        """The least advanced ``transactions`` partition's newest time."""
+        times = [ts for (kind, _), ts in self.newest.items() if kind == "tx" and ts is not None]
+        return min(times) if times else None
+
+
+class TerminalView:
+    """The terminal history of every terminal, read by this worker from the input topics."""
+
+    def __init__(self, delay_ms: int, lateness_ms: int, quiet_s: float,
+                 on_late_label: Callable[[], None] = lambda: None) -> None:
+        self.history = TerminalHistory(delay_ms)
+        self.lateness_ms, self.quiet_s = lateness_ms, quiet_s
+        self.clocks: InputClocks | None = None  # once the partitions are known
+        self.on_late_label = on_late_label
+        #: the newest transaction time a scorer waited for (the view reads ahead of it)
+        self.wanted: int | None = None
+        #: the newest transaction time already scored: a label at or before it comes late
+        self.served = -1
+        #: per input partition of the scorer, the newest time it scored (what pruning keeps)
+        self.scored: dict[int, int] = {}
+        self._progress = asyncio.Event()
+
+    def features(self, tx: Transaction, partition: int) -> dict[str, float]:
+        """The terminal features of a transaction the view knows enough for."""
+        self.served = max(self.served, tx.ts_ms)
+        self.scored[partition] = max(self.scored.get(partition, tx.ts_ms), tx.ts_ms)
+        return self.history.features(tx.terminal_id, tx.ts_ms)
+
+    async def wait_until_known(self, t: int) -> bool:
+        """Wait until the view has read everything a transaction at ``t`` needs; True if a
+        quiet label partition, rather than its records, let it go on."""
+        self.wanted = t if self.wanted is None else max(self.wanted, t)
+        self._wake()
+        started = reported = time.monotonic()
+        while True:
+            clocks = self.clocks
+            if clocks is not None:
+                now = time.monotonic()
+                missing = clocks.missing(t, now)
+                if not missing:
+                    return any(clocks.newest[tp] is None or clocks.newest[tp] < t
+                               for tp in clocks.newest if tp[0] == "label")
+                if now - reported >= 10:
+                    reported = now
+                    log.warning("transactions at %d have waited %.0f s for the terminal view: %s", t,
+                                now - started, {tp: (clocks.newest[tp], clocks.at_end[tp]) for tp in missing})
+            progress = self._progress
+            try:
+                await asyncio.wait_for(progress.wait(), timeout=0.1)
+            except TimeoutError:
+                pass
+
+    def prune(self) -> int:
+        """Forget transactions that no partition this worker scored (or, scoring none, read) still needs."""
+        oldest = min(self.scored.values()) if self.scored else None
+        if oldest is None and self.clocks is not None:
+            oldest = self.clocks.oldest_transaction()
+        return 0 if oldest is None else self.history.prune(oldest - self.lateness_ms)
+
+    def _wake(self) -> None:
+        self._progress.set()
+        self._progress = asyncio.Event()
+
+    def tell(self, kind: str, value: bytes | None) -> int | None:
+        """Tell the history one record; its event time, or None if it is not a valid one."""
+        if value is None:
+            return None
+        try:
+            if kind == "tx":
+                tx = parse_transaction(value)
+                self.history.add_transaction(tx.event_id, tx.terminal_id, tx.ts_ms)
+                return tx.ts_ms
+            label = parse_label("fraud", value)
+        except InvalidEvent:
+            return None  # the scorer or the label router dead-letters it
+        if label is not None and label.value:
+            self.history.add_fraud_label(label.key, label.ts_ms)
+            if label.ts_ms <= self.served:
+                self.on_late_label()
+        return label.ts_ms if label is not None else None
+
+    async def run(self, bootstrap: str, delay_ms: int) -> None:
+        """Read both topics from their beginning, forever (the worker's ``app.task``)."""
+        kinds = {topics.TRANSACTIONS: "tx", topics.FRAUD_LABELS: "label"}
+        # without a group, a subscription is every partition of the topics, from the beginning
+        consumer = AIOKafkaConsumer(*kinds, bootstrap_servers=bootstrap, group_id=None,
+                                    enable_auto_commit=False, auto_offset_reset="earliest",
+                                    max_partition_fetch_bytes=4 << 20)
+        await consumer.start()
+        try:
+            tps = await _every_partition(consumer, set(kinds))
+            self.clocks = InputClocks([tp.partition for tp in tps if tp.topic == topics.TRANSACTIONS],
+                                      [tp.partition for tp in tps if tp.topic == topics.FRAUD_LABELS],
+                                      delay_ms, self.lateness_ms, self.quiet_s, time.monotonic())
+            await self._read(consumer, tps, kinds)
+        finally:
+            await consumer.stop()
+
+    async def _read(self, consumer: AIOKafkaConsumer, tps: list[TopicPartition],
+                    kinds: dict[str, str]) -> None:
+        clocks = self.clocks
+        assert clocks is not None
+        while True:
+            fetchable = [tp for tp in tps if not clocks.ahead((kinds[tp.topic], tp.partition), self.wanted)]
+            if not fetchable:
+                progress = self._progress
+                try:
+                    await asyncio.wait_for(progress.wait(), timeout=1.0)
+                except TimeoutError:
+                    pass
+                continue
+            batches = await consumer.getmany(*fetchable, timeout_ms=100, max_records=READ_STEP)
+            now = time.monotonic()
+            for tp, records in batches.items():
+                kind = kinds[tp.topic]
+                for record in records:
+                    ts = self.tell(kind, record.value)
+                    if ts is not None:
+                        clocks.read(kind, tp.partition, ts, now)
+            for tp in fetchable:
+                highwater = consumer.highwater(tp)
+                at_end = highwater is not None and await consumer.position(tp) >= highwater
+                clocks.reached_end(kinds[tp.topic], tp.partition, at_end, now)
+            self._wake()
+            await asyncio.sleep(0)
+
+
+async def _every_partition(consumer: AIOKafkaConsumer, names: set[str]) -> list[TopicPartition]:
+    """The subscribed topics' partitions, once the broker has them (the worker declares them)."""
+    while True:
+        assigned = consumer.assignment()
+        if {tp.topic for tp in assigned} >= names:
+            return sorted(assigned)
+        await asyncio.sleep(0.2)

@@ -1,0 +1,99 @@
+"""When the terminal view knows enough for a transaction, and what it counts as late (no broker)."""
+
+import asyncio
+
+import orjson
+
+from features.time import DAY, HOUR
+from stream.events import Transaction
+from stream.terminal_view import READ_AHEAD_MS, InputClocks, TerminalView
+
+T = 100 * DAY
+T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+
+
+def clocks(quiet_s: float = 5.0) -> InputClocks:
+    return InputClocks(tx_partitions=[0, 1], label_partitions=[0], delay_ms=7 * DAY,
+                       lateness_ms=HOUR, quiet_s=quiet_s, now=0.0)
+
+
+def test_every_transaction_partition_must_reach_t_minus_the_delay_plus_lateness_or_its_end():
+    c = clocks()
+    c.read("label", 0, T, now=0.0)
+    c.read("tx", 0, T, now=0.0)
+    assert c.missing(T, now=0.0) == [("tx", 1)]
+    c.read("tx", 1, T - 7 * DAY + HOUR - 1, now=0.0)
+    assert not c.knows(T, now=0.0)
+    c.reached_end("tx", 1, True, now=0.0)  # nothing more there: what it has is all there is
+    assert c.knows(T, now=0.0)
+
+
+def test_a_label_partition_holds_transactions_back_until_it_reaches_their_time_or_is_quiet():
+    c = clocks(quiet_s=5.0)
+    for partition in (0, 1):
+        c.reached_end("tx", partition, True, now=0.0)
+    c.read("label", 0, T - 1, now=1.0)
+    assert c.missing(T, now=1.0) == [("label", 0)]
+    c.reached_end("label", 0, True, now=2.0)
+    assert not c.knows(T, now=5.9)  # quiet is measured from its last record, at 1.0
+    assert c.knows(T, now=6.0)
+    c.read("label", 0, T - 1, now=7.0)  # a new record: no longer quiet
+    assert not c.knows(T, now=7.0)
+    c.read("label", 0, T, now=7.0)
+    assert c.knows(T, now=7.0)
+
+
+def test_an_empty_label_partition_is_quiet_only_after_the_wait_from_the_start():
+    c = clocks(quiet_s=5.0)
+    for partition in (0, 1):
+        c.reached_end("tx", partition, True, now=0.0)
+    c.reached_end("label", 0, True, now=0.1)
+    assert not c.knows(T, now=4.9) and c.knows(T, now=5.0)
+
+
+def test_a_partition_far_ahead_of_what_was_asked_pauses():
+    c = clocks()
+    c.read("tx", 0, T + READ_AHEAD_MS + 1, now=0.0)
+    assert not c.ahead(("tx", 0), wanted=None)  # nothing asked yet: read on
+    assert c.ahead(("tx", 0), wanted=T)
+    assert not c.ahead(("tx", 0), wanted=T + 1)
+
+
+def tx(event_id: str, ts: int, terminal: str = "k1") -> Transaction:
+    return Transaction(event_id, ts, "c1", terminal, 10.0)
+
+
+def test_the_view_tells_its_history_and_counts_labels_read_after_their_time_was_scored():
+    late = []
+    view = TerminalView(delay_ms=DAY, lateness_ms=0, quiet_s=0.0, on_late_label=lambda: late.append(1))
+
+    def raw_tx(event_id: str, ts: int) -> bytes:
+        return orjson.dumps({"event_id": event_id, "ts": ts, "customer_id": "c1", "terminal_id": "k1",
+                             "amount": 5.0})
+
+    def raw_label(event_id: str, ts: int) -> bytes:
+        return orjson.dumps({"event_id": event_id, "ts": ts, "is_fraud": True})
+
+    assert view.tell("tx", raw_tx("a", T0)) == T0
+    assert view.tell("tx", b"{not json") is None and view.tell("label", None) is None
+    assert view.tell("label", raw_label("a", T0 + DAY)) == T0 + DAY
+    assert view.features(tx("b", T0 + DAY + 1), partition=0)["terminal_risk_1d"] == 1.0
+    assert late == []
+    view.tell("tx", raw_tx("c", T0 + 1))
+    view.tell("label", raw_label("c", T0 + DAY))
+    assert late == [1]  # a transaction at T0 + DAY + 1 was scored without it
+
+
+def test_waiting_ends_once_the_reader_has_read_far_enough():
+    async def scenario() -> bool:
+        view = TerminalView(delay_ms=DAY, lateness_ms=0, quiet_s=60.0)
+        view.clocks = InputClocks([0], [0], DAY, 0, 60.0, now=0.0)
+        view.clocks.reached_end("tx", 0, True, now=0.0)
+        waiter = asyncio.ensure_future(view.wait_until_known(T))
+        await asyncio.sleep(0.05)
+        assert not waiter.done() and view.wanted == T
+        view.clocks.read("label", 0, T, now=0.0)
+        view._wake()
+        return await asyncio.wait_for(waiter, timeout=2)
+
+    assert asyncio.run(scenario()) is False  # the labels reached T: not a quiet release
