@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, MutableMapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 
 import orjson
 
@@ -95,7 +95,7 @@ def route_labels(task: str, records: Sequence[InputRecord], to_topic: str) -> Ro
         if label is None:
             result.ignored += 1
             continue
-        body = orjson.dumps({"label": asdict(label)})
+        body = orjson.dumps({"label": label})  # orjson writes dataclasses
         result.outputs.append(OutputRecord(to_topic, label.key.encode(), body))
     return result
 
@@ -216,7 +216,7 @@ class JoinHandler:
                 newest[source] = max(newest.get(source, 0), snapshot.ts_ms)
             elif "label" in message:
                 label = Label(**message["label"])
-                self.pending[pending_key(label)] = orjson.dumps([record.partition, asdict(label)])
+                self.pending[pending_key(label)] = orjson.dumps([record.partition, label])
         examples = self._apply_due_labels()
         if self.newest:
             examples.extend(self.join.advance(min(self.clock(p) for p in self.newest)))

@@ -21,7 +21,7 @@ from __future__ import annotations
 import base64
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -346,5 +346,6 @@ class BatchScorer:
             result.anomalies += 1
         if self.join_topic is not None:
             snapshot = self.task.snapshot(event, values, scores)
-            message = {"snapshot": asdict(snapshot), "source": partition}  # the join's clocks need it
+            # orjson writes the dataclass itself, without asdict's deep copy of the features
+            message = {"snapshot": snapshot, "source": partition}  # the join's clocks need the source
             result.outputs.append(OutputRecord(self.join_topic, snapshot.key.encode(), orjson.dumps(message)))
