@@ -1,5 +1,6 @@
 """Model snapshots on disk: restored as saved, with the registry's champion (no broker)."""
 
+import asyncio
 from dataclasses import replace
 
 from online_models.registry import CHAMPIONS
@@ -16,3 +17,24 @@ def test_a_restored_snapshot_publishes_the_registry_champion(tmp_path):
     restored = model_store.load_or_create("fraud", settings)
     assert restored.champion == CHAMPIONS["fraud"]
     assert sorted(restored.models) == sorted(models.models)
+
+
+def test_a_forked_child_writes_the_models_as_they_were_when_it_was_made(tmp_path):
+    settings = replace(Settings(), home=tmp_path, model_key="test-key")
+    models = model_store.load_or_create("lead", settings)
+    x = {"page_views_7d": 3.0, "pricing_views_7d": 1.0, "device": "mobile"}
+    for i in range(50):
+        models.learn_one(x, i % 3 == 0, {})
+
+    async def save_then_learn() -> bool:
+        saving = asyncio.ensure_future(model_store.save_in_child(models, settings))
+        await asyncio.sleep(0)  # the child is forked: what the parent learns now is not in it
+        for _ in range(20):
+            models.learn_one(x, True, {})
+        return await saving
+
+    assert asyncio.run(save_then_learn())
+    restored = model_store.restore("lead", settings)
+    assert restored.version == models.version == 1
+    assert restored.learned["logreg"] == 50 and models.learned["logreg"] == 70
+    assert list(tmp_path.glob("models/*.tmp")) == []
