@@ -12,11 +12,12 @@ stamped with that clock when it is learned, and forgotten once the clock has
 moved more than ``window_ms`` past its stamp. A copy comes from the join
 partition that made the original, replaying after the crash; meanwhile the
 other join partitions go on, so the clock moves by the example time that passes
-during the outage: seconds to minutes live, hours at most when a backlog is
-read at full speed. The default window (``TaskModels``) is the task's label
-horizon plus the join's default grace, the longest a snapshot waits for its
-label (14 days and an hour for fraud): far beyond any outage, and the same span
-of examples the join already holds as snapshots. Stamping with the clock
+during the outage: seconds to minutes live, more while a backlog is read at
+full speed (a minute's outage at 1000 times real time is 17 hours). The default
+window (``task_models.DUPLICATE_WINDOW_MS``) is the task's label horizon plus
+the join's default grace, the longest a snapshot waits for its label (14 days
+and an hour for fraud): far beyond any outage, and the same span of examples
+the join already holds as snapshots. Stamping with the clock
 rather than with the example's own time (which trails the clock by up to a
 horizon when a label comes late) keeps the bound independent of how far one
 join partition runs behind another. A copy that comes later still is learned.
