@@ -28,7 +28,7 @@ from typing import Any
 from river import base, metrics, stats, utils
 
 from online_models import anomaly
-from online_models.label_join import Features, TrainingExample
+from online_models.label_join import POLICIES, Features, TrainingExample
 from online_models.registry import (
     ANOMALY_DETECTORS,
     CHAMPIONS,
@@ -37,11 +37,18 @@ from online_models.registry import (
     make_model,
     model_names,
 )
+from online_models.seen_examples import SeenExamples
 
 #: The name under which the anomaly detector's score is reported (fraud only).
 ANOMALY = "hst"
 #: Examples the rolling metrics look back over, by default.
 METRIC_WINDOW = 10_000
+#: Example time over which learned example ids are remembered, by default: the task's label horizon
+#: plus the join's default grace (a constant, not the worker's setting: every replica must agree).
+DUPLICATE_WINDOW_MS = {task: policy.horizon_ms + policy.grace_ms for task, policy in POLICIES.items()}
+
+#: What :meth:`TaskModels.apply_example` did with an example.
+LEARNED, REPLAYED, DUPLICATE = "learned", "replayed", "duplicate"
 
 
 @dataclass
@@ -94,11 +101,14 @@ class TaskModels:
 
     ``position`` is the offset of the last ``training-examples`` record applied
     (-1: none); ``version`` is the snapshot version this state was restored
-    from or last saved as (see :mod:`online_models.persistence`).
+    from or last saved as (see :mod:`online_models.persistence`); ``seen`` the
+    example ids learned lately, and ``duplicates`` how many copies of them were
+    skipped (see :mod:`online_models.seen_examples`). All of it is in a snapshot.
     """
 
     def __init__(self, task: str, *, n_trees: int = 10, seed: int = 0, champion: str | None = None,
-                 anomaly_threshold: float | None = None, metric_window: int = METRIC_WINDOW) -> None:
+                 anomaly_threshold: float | None = None, metric_window: int = METRIC_WINDOW,
+                 duplicate_window_ms: int | None = None) -> None:
         if task not in CHAMPIONS:
             msg = f"unknown task {task!r}: expected one of {sorted(CHAMPIONS)}"
             raise ValueError(msg)
@@ -121,6 +131,16 @@ class TaskModels:
         self.learned = dict.fromkeys(self.evaluations, 0)
         self.position = -1
         self.version = 0
+        self.seen = SeenExamples(DUPLICATE_WINDOW_MS[task] if duplicate_window_ms is None
+                                 else duplicate_window_ms)
+        self.duplicates = 0
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickle; a snapshot from before example ids were remembered starts with none."""
+        self.__dict__.update(state)
+        if "seen" not in state:
+            self.seen = SeenExamples(DUPLICATE_WINDOW_MS[self.task])
+            self.duplicates = 0
 
     @property
     def names(self) -> list[str]:
@@ -159,21 +179,29 @@ class TaskModels:
             self.learned[ANOMALY] += 1
 
     def learn_example(self, example: TrainingExample, position: int | None = None) -> bool:
-        """Learn a training example once: one at or before ``position`` already applied is skipped.
+        """Learn a training example once; returns whether it was learned (see :meth:`apply_example`)."""
+        return self.apply_example(example, position) == LEARNED
+
+    def apply_example(self, example: TrainingExample, position: int | None = None) -> str:
+        """Learn a training example once; says ``learned``, ``replayed`` or ``duplicate``.
 
         ``position`` is the example's offset in the single-partition ``training-examples``
-        topic; replaying the topic from any earlier offset therefore changes nothing.
-        Returns whether the example was learned.
+        topic: one at or before the last applied is ``replayed`` (reading the topic again
+        from an earlier offset changes nothing). An example whose id was learned lately,
+        at another offset, is a ``duplicate`` (the join sent it twice): skipped and counted.
         """
         if example.task != self.task:
             msg = f"a {example.task} example ({example.example_id}) was given to the {self.task} models"
             raise ValueError(msg)
         if position is not None:
             if position <= self.position:
-                return False
+                return REPLAYED
             self.position = position
+        if not self.seen.add(example.example_id, example.label_ts_ms):
+            self.duplicates += 1
+            return DUPLICATE
         self.learn_one(example.features, example.label, example.scores)
-        return True
+        return LEARNED
 
     def describe(self) -> list[dict[str, Any]]:
         """One row per model for ``scorestream models``: version, examples learned, rolling metrics."""

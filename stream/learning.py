@@ -8,8 +8,9 @@
 3. :class:`JoinHandler` runs the point-in-time join (``online_models.label_join``)
    over a changelog-backed store and yields training examples for the
    single-partition ``training-examples`` topic.
-4. Every worker reads ``training-examples`` in full, in order, and applies each
-   example once (:func:`learn_records`): replicas stay identical.
+4. Every worker reads ``training-examples`` in full, in order, and learns each
+   example once, by offset and by example id (:func:`learn_records`): replicas
+   stay identical.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from online_models.label_join import (
     conversion,
     fraud_label,
 )
-from online_models.task_models import TaskModels
+from online_models.task_models import LEARNED, REPLAYED, TaskModels
 from stream import topics
 from stream.events import InvalidEvent, decode_object, parse_ts
 from stream.pipeline import InputRecord, OutputRecord, dead_letter_record
@@ -244,12 +245,29 @@ def example_records(examples: list[TrainingExample]) -> list[OutputRecord]:
     return [OutputRecord(topics.TRAINING_EXAMPLES, e.key, e.to_bytes()) for e in examples]
 
 
-def learn_records(models: dict[str, TaskModels], records: Sequence[tuple[int, bytes]]) -> dict[str, int]:
-    """Apply ``(offset, value)`` records of ``training-examples`` once each; count what was learned."""
-    learned: dict[str, int] = {}
+@dataclass
+class Learning:
+    """What :func:`learn_records` did, per task: examples learned, and copies skipped by example id."""
+
+    learned: dict[str, int] = field(default_factory=dict)
+    duplicates: dict[str, int] = field(default_factory=dict)
+
+
+def learn_records(models: dict[str, TaskModels], records: Sequence[tuple[int, bytes]]) -> Learning:
+    """Apply ``(offset, value)`` records of ``training-examples`` once each; count what was learned.
+
+    An example is learned once per id: a second copy (the join sent it again after a crash)
+    is skipped and counted in ``duplicates``; a record at or before a task's position
+    (the topic read again after a restart) is skipped uncounted.
+    """
+    result = Learning()
     for offset, value in records:
         example = TrainingExample.from_bytes(value)
         task_models = models.get(example.task)
-        if task_models is not None and task_models.learn_example(example, position=offset):
-            learned[example.task] = learned.get(example.task, 0) + 1
-    return learned
+        if task_models is None:
+            continue
+        outcome = task_models.apply_example(example, position=offset)
+        if outcome != REPLAYED:
+            counts = result.learned if outcome == LEARNED else result.duplicates
+            counts[example.task] = counts.get(example.task, 0) + 1
+    return result

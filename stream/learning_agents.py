@@ -2,10 +2,10 @@
 
 See :mod:`stream.learning` for the logic. Every worker runs the trainer: it reads
 the single-partition ``training-examples`` topic in full, with its own consumer
-outside the consumer group, and applies each example once to the models the
-scoring agents use (one process, one event loop: no locks). All replicas see the
-same examples in the same order and stay identical; snapshots only shorten the
-replay at start.
+outside the consumer group, and applies each example once (by offset and by
+example id) to the models the scoring agents use (one process, one event loop:
+no locks). All replicas see the same examples in the same order and stay
+identical; snapshots only shorten the replay at start.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from stream.learning import (
     LABEL_TOPICS,
     ChangelogStore,
     JoinHandler,
+    Learning,
     example_records,
     join_policy,
     join_sources,
@@ -135,14 +136,21 @@ def _add_trainer(app: faust.App, settings: Settings, metrics: Metrics,
                 records = [(r.offset, r.value) for r in batches.get(partition, [])]
                 if not records:
                     continue
-                for task, count in learn_records(models, records).items():
-                    metrics.examples_learned.labels(task=task).inc(count)
+                _count_learning(metrics, learn_records(models, records))
                 if time.monotonic() >= exported + QUALITY_EXPORT_S:
                     _export_quality(metrics, models)
                     exported = time.monotonic()
                 await asyncio.sleep(0)  # let scoring run between two steps
         finally:
             await consumer.stop()
+
+
+def _count_learning(metrics: Metrics, learning: Learning) -> None:
+    """Examples learned, and copies skipped apart: a rising count of copies means the join crashed."""
+    for task, count in learning.learned.items():
+        metrics.examples_learned.labels(task=task).inc(count)
+    for task, count in learning.duplicates.items():
+        metrics.duplicate_examples.labels(task=task).inc(count)
 
 
 def _export_quality(metrics: Metrics, models: dict[str, TaskModels]) -> None:

@@ -32,6 +32,7 @@ class Metrics(NamedTuple):
     training_examples: Counter
     label_join: Gauge
     examples_learned: Counter
+    duplicate_examples: Counter
     model_roc_auc: Gauge
     event_to_score_latency: Histogram
     score: Histogram
@@ -82,6 +83,10 @@ class Metrics(NamedTuple):
             examples_learned=Counter(
                 "scorestream_examples_learned", "Training examples this worker's models learned.",
                 ["task"], registry=registry),
+            duplicate_examples=Counter(
+                "scorestream_duplicate_examples", "Training examples skipped because their example id"
+                " was learned already (the label join sent them twice, after a crash).", ["task"],
+                registry=registry),
             model_roc_auc=Gauge(
                 "scorestream_model_roc_auc", "Rolling prequential ROC AUC of each model (scores given"
                 " before the model learned the example).", ["task", "model"], registry=registry),

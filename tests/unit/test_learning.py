@@ -1,14 +1,18 @@
-"""The label join's glue: labels meet their snapshots whatever the delivery order (no broker)."""
+"""The learning glue: labels meet their snapshots whatever the delivery order; examples learned once."""
 
 from dataclasses import asdict
 
 import orjson
 import pytest
+from prometheus_client import CollectorRegistry
 
-from online_models.label_join import fraud_label, fraud_snapshot
+from online_models.label_join import TrainingExample, fraud_label, fraud_snapshot
+from online_models.task_models import TaskModels
 from simulator import SimulatorConfig, simulate
 from stream.events import parse_ts
-from stream.learning import ChangelogStore, JoinHandler, route_labels
+from stream.learning import ChangelogStore, JoinHandler, learn_records, route_labels
+from stream.learning_agents import _count_learning
+from stream.metrics import Metrics
 from stream.pipeline import TASKS, BatchScorer, InputRecord
 
 
@@ -97,3 +101,24 @@ def test_a_fraud_label_waits_for_its_snapshot_that_comes_out_of_order():
                                _snapshot_record("d", 49 * hour, source=0, offset=4)])
     assert [e.example_id for e in examples if e.cause == "label"] == ["b"]
     assert len(handler.pending) == 0 and handler.join.counts["label.unknown"] == 0
+
+
+def example_bytes(task, example_id, ts_ms):
+    return TrainingExample(task, example_id, example_id, ts_ms, False, ts_ms, "horizon", {"amount": 1.0},
+                           {}).to_bytes()
+
+
+def test_a_copy_sent_again_is_skipped_and_counted_a_replay_of_the_topic_is_not():
+    models = {task: TaskModels(task, n_trees=1) for task in ("fraud", "lead")}
+    t1, t2, t3 = (example_bytes("fraud", f"t{i}", 1000 * i) for i in range(3))
+    v1 = example_bytes("lead", "v1/s1", 1500)
+    records = list(enumerate([t1, v1, t2, t1, v1, t3]))  # t1 and v1 sent twice by the join
+    first = learn_records(models, records)
+    assert first.learned == {"fraud": 3, "lead": 1} and first.duplicates == {"fraud": 1, "lead": 1}
+    again = learn_records(models, records)  # the topic read again after a restart: offsets say so
+    assert again.learned == again.duplicates == {}
+    assert models["fraud"].learned["logreg"] == 3 and models["fraud"].duplicates == 1
+    registry = CollectorRegistry()
+    _count_learning(Metrics.create(registry), first)
+    assert registry.get_sample_value("scorestream_duplicate_examples_total", {"task": "fraud"}) == 1
+    assert registry.get_sample_value("scorestream_examples_learned_total", {"task": "lead"}) == 1

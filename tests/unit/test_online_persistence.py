@@ -16,7 +16,7 @@ from online_models.persistence import (
     read_header,
     split_chunks,
 )
-from online_models.task_models import TaskModels
+from online_models.task_models import DUPLICATE_WINDOW_MS, TaskModels
 from online_models.testing import labelled_stream
 
 KEY = b"0123456789abcdef0123456789abcdef"
@@ -150,3 +150,30 @@ def test_a_snapshot_travels_in_chunks():
     blob = dump(models, KEY, version=12)
     back = load(join_chunks(split_chunks(blob, max_bytes=50_000)), KEY)
     assert back.version == 12 and back.describe() == models.describe()
+
+
+def test_remembered_example_ids_survive_a_snapshot():
+    records = topic("lead", 300)
+    models = learn(TaskModels("lead", n_trees=2), records)
+    restored = load(dump(models, KEY, version=2), KEY, task="lead")
+    assert len(restored.seen) == len(models.seen) == 300
+    again = TrainingExample.from_bytes(records[250])  # the join sent it again, after the snapshot
+    assert models.apply_example(again, position=300) == "duplicate"
+    assert restored.apply_example(again, position=300) == "duplicate"
+    assert restored.duplicates == models.duplicates == 1
+    assert restored.describe() == models.describe()
+    assert [restored.score_one(x) for x in PROBES["lead"]] == [models.score_one(x) for x in PROBES["lead"]]
+
+
+def test_a_snapshot_from_before_example_ids_were_remembered_loads_with_none():
+    records = topic("fraud", 200)
+    models = learn(TaskModels("fraud", n_trees=2), records)
+    del models.seen, models.duplicates  # the state an older version pickled
+    old = load(dump(models, KEY, version=4), KEY, task="fraud")
+    assert old.position == 199 and old.learned == models.learned
+    assert len(old.seen) == 0 and old.duplicates == 0
+    assert old.seen.window_ms == DUPLICATE_WINDOW_MS["fraud"]
+    assert [old.score_one(x) for x in PROBES["fraud"]] == [models.score_one(x) for x in PROBES["fraud"]]
+    copy = TrainingExample.from_bytes(records[199])
+    assert old.apply_example(copy, position=200) == "learned"  # nothing remembered from before...
+    assert old.apply_example(copy, position=201) == "duplicate"  # ... from now on it is

@@ -232,3 +232,77 @@ def test_metrics_stay_bounded_when_nobody_reads_them():
         if i in (999, 2999):
             sizes.append(len(pickle.dumps(models.evaluations)))
     assert sizes[1] < sizes[0] * 1.1  # no per-example growth past the window
+
+
+MINUTE_MS = 60_000
+
+
+def labelled_examples(task, n, seed):
+    """``n`` examples of distinct ids, one a minute, scored by a separate scorer as the join sends them."""
+    scorer = TaskModels(task, n_trees=2)
+    return [TrainingExample(task, f"e{i}", f"w{i}", T0 + MINUTE_MS * i, y, T0 + MINUTE_MS * i, "label", x,
+                            scorer.score_one(x))
+            for i, (x, y) in enumerate(labelled_stream(task, n, seed))]
+
+
+def with_copies(examples, every=50, run=5):
+    """The topic after a crash every ``every`` examples: the join sends its last ``run`` examples again."""
+    topic = []
+    for i, example in enumerate(examples):
+        topic.append(example)
+        if i % every == every - 1:
+            topic.extend(examples[i - run + 1:i + 1])
+    return topic
+
+
+def learned_from(models, topic):
+    return [models.apply_example(example, position=offset) for offset, example in enumerate(topic)]
+
+
+def same_models(a, b, task):
+    """Same predictions from every model, same figures (pickles of trees differ byte-wise all the same)."""
+    probes = [x for x, _ in labelled_stream(task, 50, seed=99)]
+    same_scores = [a.score_one(x) for x in probes] == [b.score_one(x) for x in probes]
+    return same_scores and a.describe() == b.describe()
+
+
+@pytest.mark.parametrize("task", ["fraud", "lead"])
+def test_a_copy_of_an_example_at_a_new_offset_is_not_learned_again(task):
+    examples = labelled_examples(task, 400, seed=11)
+    topic = with_copies(examples)
+    once, twice = TaskModels(task, n_trees=2), TaskModels(task, n_trees=2)
+    assert set(learned_from(once, examples)) == {"learned"}
+    outcomes = learned_from(twice, topic)
+    assert outcomes.count("learned") == 400 and outcomes.count("duplicate") == len(topic) - 400 == 40
+    assert twice.duplicates == 40 and twice.position == len(topic) - 1
+    assert twice.describe() == once.describe()  # examples learned and evaluated: copies not counted
+    assert same_models(once, twice, task)
+    assert pickle.dumps(once.models["logreg"]) == pickle.dumps(twice.models["logreg"])
+
+
+def test_an_id_is_forgotten_once_example_time_moves_a_window_past_it():
+    examples = labelled_examples("lead", 200, seed=12)  # one a minute
+    models = TaskModels("lead", n_trees=1, duplicate_window_ms=30 * MINUTE_MS)
+    learned_from(models, examples)
+    assert len(models.seen) == 31  # the last 30 minutes of examples, and the newest
+    assert not models.learn_example(examples[169], position=200)  # 30 minutes old: still a copy
+    assert models.learn_example(examples[168], position=201)  # 31: forgotten, learned again
+    assert models.learned["logreg"] == 201 and models.duplicates == 1
+    assert TaskModels("fraud", n_trees=1).seen.window_ms == (14 * 24 + 1) * 60 * MINUTE_MS
+
+
+def test_replicas_fed_the_same_copies_skip_the_same_and_stay_identical():
+    examples = labelled_examples("fraud", 500, seed=13)
+    topic = with_copies(examples, every=40, run=8)
+    topic[450:450] = examples[100:110]  # copies so late that they are past the window: learned again
+    a, b = (TaskModels("fraud", n_trees=2, duplicate_window_ms=60 * MINUTE_MS) for _ in range(2))
+    outcomes = learned_from(a, topic)
+    for offset, example in enumerate(topic[:300]):
+        b.apply_example(example, position=offset)
+    b = pickle.loads(pickle.dumps(b))  # a restart from a snapshot at offset 299...
+    for offset, example in enumerate(topic):  # ... replaying the topic from its start
+        b.apply_example(example, position=offset)
+    assert outcomes.count("learned") == 510 and a.duplicates == b.duplicates == len(topic) - 510
+    assert a.learned == b.learned and a.position == b.position
+    assert same_models(a, b, "fraud")
+    assert pickle.dumps(a.seen) == pickle.dumps(b.seen)
