@@ -163,18 +163,23 @@ class TaskModels:
     def learn_one(self, x: Features, y: bool, scores: dict[str, float]) -> None:
         """Update each model's metrics with its score from ``scores`` (scoring time), then learn ``(x, y)``.
 
-        A model missing from ``scores`` (registered after the event was scored) learns
-        without being evaluated. The anomaly detector learns ``x`` without the label.
+        A model missing from ``scores`` (a challenger not scored on the hot path,
+        ``SCORESTREAM_CHALLENGERS=0``, or one registered after the event was scored)
+        is scored now, before it learns: test-then-train, as River's
+        ``evaluate.progressive_val_score`` does, so every model is still judged on
+        examples it had not learned. The anomaly detector learns ``x`` without the label.
         """
         y = bool(y)
         for name, model in self.models.items():
-            if name in scores:
-                self.evaluations[name].update(y, scores[name])
+            score = scores.get(name)
+            if score is None:
+                score = model.predict_proba_one(x).get(True, 0.0)
+            self.evaluations[name].update(y, score)
             model.learn_one(x, y)
             self.learned[name] += 1
         if self.detector is not None:
-            if ANOMALY in scores:
-                self.evaluations[ANOMALY].update(y, scores[ANOMALY])
+            score = scores.get(ANOMALY)
+            self.evaluations[ANOMALY].update(y, self.detector.score_one(x) if score is None else score)
             self.detector.learn_one(x)
             self.learned[ANOMALY] += 1
 

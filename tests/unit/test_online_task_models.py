@@ -176,13 +176,16 @@ def test_replicas_fed_the_same_examples_are_identical_and_replays_are_skipped():
     assert pickle.dumps(a.models["logreg"]) == pickle.dumps(b.models["logreg"])
 
 
-def test_a_model_missing_from_the_scores_learns_without_being_evaluated():
-    models = TaskModels("lead", n_trees=1)
-    x, y = next(labelled_stream("lead", 1))
-    models.learn_one(x, y, {"logreg": 0.2})
-    rows = {row["model"]: row for row in models.describe()}
-    assert rows["logreg"]["evaluated"] == 1 and rows["arf"]["evaluated"] == 0
-    assert rows["arf"]["learned"] == 1 and rows["arf"]["roc_auc"] is None
+def test_a_model_missing_from_the_scores_is_scored_before_it_learns():
+    # challengers off the hot path: only the champion's score came with the example
+    shadowless, full = TaskModels("lead", n_trees=1), TaskModels("lead", n_trees=1)
+    for x, y in labelled_stream("lead", 300):
+        full.learn_one(x, y, full.score_one(x))
+        shadowless.learn_one(x, y, {"logreg": shadowless.score_one(x)["logreg"]})
+    rows = {row["model"]: row for row in shadowless.describe()}
+    assert rows["arf"]["evaluated"] == rows["arf"]["learned"] == 300
+    # scored just before learning is what scoring at once would have given
+    assert shadowless.describe() == full.describe()
 
 
 def test_describe_lists_every_model_champion_first():
