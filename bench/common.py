@@ -31,6 +31,9 @@ from stream.terminal_view import TerminalView
 REPO = Path(__file__).resolve().parents[1]
 BENCH_BOOTSTRAP = "127.0.0.1:39092"
 SCORE_TOPICS = (topics.LEAD_SCORES, topics.TRANSACTION_SCORES)
+#: Every topic a worker reads, re-created empty for each run: ``training-examples`` above all,
+#: or a run's fresh models would also learn every example of the runs before it.
+WORKER_INPUTS = topics.INPUT_TOPICS + topics.LABEL_TOPICS + topics.INTERNAL_TOPICS
 
 
 def bench_settings(**overrides: object) -> Settings:

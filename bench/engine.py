@@ -19,11 +19,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import orjson
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench.common import (
     REPO,
     SCORE_TOPICS,
+    WORKER_INPUTS,
     Event,
     delete_prefixed,
     end_offsets,
@@ -38,6 +39,10 @@ from stream import topics
 from stream.settings import Settings
 
 ENGINE_CMD = (sys.executable, "-m", "stream.cli", "worker")
+#: Label horizons of 15 minutes of event time: every scored event (every session, for leads)
+#: becomes a training example within the backlog, learned by every model, as at steady state
+#: (with the default 7 and 14 days, a backlog of a few simulated days would learn almost nothing).
+STEADY_STATE_ENV = {"SCORESTREAM_FRAUD_HORIZON_DAYS": "0.0104", "SCORESTREAM_LEAD_HORIZON_DAYS": "0.0104"}
 
 
 def free_port() -> int:
@@ -105,6 +110,14 @@ class WorkerProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:]
 
+    def examples_learned(self) -> float:
+        """Training examples this worker's models learned (its /metrics), both tasks."""
+        url = f"http://127.0.0.1:{self.settings.web_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            text = response.read().decode()
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith("scorestream_examples_learned_total{"))
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> None:
         if self.alive():
             os.killpg(self.process.pid, sig)
@@ -131,6 +144,11 @@ class EngineRun:
     #: latency at a fixed rate, the same for every contender (``fixed_rate``)
     latency_fixed_ms: dict[str, float] | None = None
     fixed_rate: float | None = None
+    #: scores per second from the first to the last score alone, learning left behind
+    #: (``events_per_s`` runs until every worker has also learned every training example)
+    scoring_only_per_s: float = float("nan")
+    #: training examples the backlog produced (each learned by every worker)
+    examples: int = 0
 
 
 def _run_settings(base: Settings, tag: str) -> Settings:
@@ -145,6 +163,33 @@ def rate_from_timestamps(records: list[tuple[str, int, bytes]]) -> float:
     return (len(stamps) - 1) / span if span > 0 else float("nan")
 
 
+async def _examples_in_topic(settings: Settings) -> int:
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partition = TopicPartition(topics.TRAINING_EXAMPLES, 0)  # a single partition
+        return (await consumer.end_offsets([partition]))[partition]
+    finally:
+        await consumer.stop()
+
+
+def wait_for_learning(settings: Settings, procs: list[WorkerProcess], timeout: float) -> tuple[float, int]:
+    """Wait until every worker learned every example in ``training-examples``; (when, how many).
+
+    Scores can run ahead of learning; a rate a worker can *sustain* must include it.
+    """
+    deadline = time.monotonic() + timeout
+    examples = -1
+    while time.monotonic() < deadline:
+        now_examples = asyncio.run(_examples_in_topic(settings))
+        if now_examples == examples and all(p.examples_learned() >= examples for p in procs):
+            return time.time() * 1000, examples
+        examples = now_examples
+        time.sleep(0.05)
+    print(f"   (learning did not catch up within {timeout:.0f} s)", flush=True)
+    return time.time() * 1000, examples
+
+
 def run_engine(cmd: tuple[str, ...], base: Settings, backlog: list[Event], workers: int = 1,
                paced_pool: list[Event] | None = None, paced_seconds: float = 6.0,
                extra_env: dict[str, str] | None = None, tag: str = "engine",
@@ -155,13 +200,13 @@ def run_engine(cmd: tuple[str, ...], base: Settings, backlog: list[Event], worke
     ``paced_seconds`` with a wall-clock timestamp per event, and report event→score latency.
     """
     settings = _run_settings(base, tag)
-    asyncio.run(recreate_topics(settings, topics.INPUT_TOPICS))
+    asyncio.run(recreate_topics(settings, WORKER_INPUTS))
     procs: list[WorkerProcess] = []
     spy: subprocess.Popen | None = None
     try:
         for i in range(workers):
             each = settings if i == 0 else replace(settings, web_port=free_port())
-            procs.append(WorkerProcess(cmd, each, f"worker{i}", extra_env))
+            procs.append(WorkerProcess(cmd, each, f"worker{i}", {**STEADY_STATE_ENV, **(extra_env or {})}))
         for proc in procs:
             proc.wait_ready()
         if not asyncio.run(group_stable(settings, settings.app_id, workers)):
@@ -180,6 +225,8 @@ def run_engine(cmd: tuple[str, ...], base: Settings, backlog: list[Event], worke
         seen = asyncio.run(wait_for_count(settings, SCORE_TOPICS, base_offsets, expected,
                                           timeout=max(45, expected / 500),
                                           alive=lambda: all(p.alive() for p in procs)))
+        scored_at_ms = time.time() * 1000
+        learned_at_ms, examples = wait_for_learning(settings, procs, timeout=max(60, expected / 200))
         cpu = sum(p.cpu_seconds() for p in procs) - cpu_before
         if spy is not None:
             spy.send_signal(signal.SIGINT)
@@ -189,8 +236,11 @@ def run_engine(cmd: tuple[str, ...], base: Settings, backlog: list[Event], worke
         records = asyncio.run(read_since(settings, base_offsets, after))
         if not records:
             raise RuntimeError(f"no scores at all:\n{procs[0].log()}")
-        run = EngineRun(rate_from_timestamps(records), len(records), expected, complete=seen >= expected,
-                        cpu_us_per_event=cpu / max(1, seen) * 1e6)
+        first_ms = min(ts for _, ts, _ in records)
+        sustained = (len(records) - 1) / max(1e-3, (max(learned_at_ms, scored_at_ms) - first_ms) / 1000)
+        run = EngineRun(sustained, len(records), expected, complete=seen >= expected,
+                        cpu_us_per_event=cpu / max(1, seen) * 1e6,
+                        scoring_only_per_s=rate_from_timestamps(records), examples=examples)
         if not run.complete:
             print(f"   (incomplete: {seen}/{expected} scores before the deadline; logs in "
                   f"{procs[0].log_path.parent})", flush=True)

@@ -2,7 +2,11 @@
 
 The worker keeps each key's state as bytes in Faust's in-memory table store; this
 benchmark holds the same bytes in a dict, so its resident memory is what the
-worker's table costs for that many keys. Run: ``python -m bench.feature_memory``.
+worker's table costs for that many keys. Then the same transactions (and a fraud
+label for one in a hundred) go through the terminal view's own work
+(``TerminalView.tell``: decode and remember; then each transaction's terminal
+features): what every worker holds per transaction of the last ``d`` + 30 days.
+Run: ``python -m bench.feature_memory``.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ import time
 
 import orjson
 
+from stream.events import parse_transaction
 from stream.pipeline import TASKS, BatchScorer, InputRecord
+from stream.terminal_view import TerminalView
 
 T0 = 1_767_225_600_000
 DAY = 86_400_000
@@ -76,6 +82,35 @@ def main() -> None:
     print(f"RSS before / after (MiB)  {before:>6.0f} / {after:.0f}")
     print(f"RSS per key (bytes)       {(after - before) * 2**20 / len(store):>12.0f}")
     print(f"peak RSS (MiB)            {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:>12.0f}")
+    terminal_view_memory(args.customers, args.per_customer)
+
+
+def terminal_view_memory(customers: int, per_customer: int) -> None:
+    """RSS and CPU of the terminal view for the same transactions, one in 100 labelled fraud."""
+    view = TerminalView(delay_ms=7 * DAY, lateness_ms=3_600_000, quiet_s=0.0)
+    raws = list(transactions(customers, per_customer, seed=1))
+    gc.collect()
+    before = rss_mib()
+    cpu_started = time.process_time()
+    for n, raw in enumerate(raws):
+        view.tell("tx", raw)
+        if n % 100 == 0:
+            tx = orjson.loads(raw)
+            view.tell("label", orjson.dumps({"event_id": tx["event_id"], "ts": tx["ts"] + DAY,
+                                             "is_fraud": True}))
+    told = time.process_time() - cpu_started
+    gc.collect()
+    after = rss_mib()
+    sample = [parse_transaction(raw) for raw in raws[-100_000:]]
+    cpu_started = time.process_time()
+    for tx in sample:
+        view.features(tx, 0)
+    asked = time.process_time() - cpu_started
+    held = len(view.history.transactions)
+    print(f"terminal view: transactions held   {held:>12,} on {len(view.history.terminals):,} terminals")
+    print(f"terminal view: CPU µs per tx told  {told / len(raws) * 1e6:>12.1f}  (decode included)")
+    print(f"terminal view: CPU µs per features {asked / len(sample) * 1e6:>12.1f}")
+    print(f"terminal view: RSS per tx (bytes)  {(after - before) * 2**20 / held:>12.0f}")
 
 
 if __name__ == "__main__":

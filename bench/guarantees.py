@@ -32,6 +32,7 @@ import orjson
 
 from bench.common import (
     SCORE_TOPICS,
+    WORKER_INPUTS,
     Event,
     bench_settings,
     delete_prefixed,
@@ -116,7 +117,7 @@ def _start(cmd: tuple[str, ...], settings: Settings, name: str, env: dict[str, s
 
 def check_recovery(cmd: tuple, env: dict, base: Settings, a: list[Event], b: list[Event]) -> dict:
     settings = _run_settings(base, "recovery")
-    asyncio.run(recreate_topics(settings, topics.INPUT_TOPICS))
+    asyncio.run(recreate_topics(settings, WORKER_INPUTS))
     try:
         first = _start(cmd, settings, "first", env)
         asyncio.run(group_stable(settings, settings.app_id, 1))
@@ -139,7 +140,7 @@ def check_recovery(cmd: tuple, env: dict, base: Settings, a: list[Event], b: lis
 
 def check_at_least_once(cmd: tuple, env: dict, base: Settings, events: list[Event]) -> dict:
     settings = _run_settings(base, "alo")
-    asyncio.run(recreate_topics(settings, topics.INPUT_TOPICS))
+    asyncio.run(recreate_topics(settings, WORKER_INPUTS))
     try:
         first = _start(cmd, settings, "first", env)
         asyncio.run(group_stable(settings, settings.app_id, 1))
@@ -162,7 +163,7 @@ def check_at_least_once(cmd: tuple, env: dict, base: Settings, events: list[Even
 
 def check_rebalance(cmd: tuple, env: dict, base: Settings, a: list[Event], b: list[Event]) -> dict:
     settings = _run_settings(base, "rebalance")
-    asyncio.run(recreate_topics(settings, topics.INPUT_TOPICS))
+    asyncio.run(recreate_topics(settings, WORKER_INPUTS))
     workers = []
     try:
         workers.append(_start(cmd, settings, "first", env))

@@ -177,6 +177,9 @@ def _note(label: str, result: dict | EngineRun) -> None:
         if lat:
             extra += (f"; at {data[rate]:,.0f}/s p50 {lat['p50']:.1f} p95 {lat['p95']:.1f} "
                       f"p99 {lat['p99']:.1f} ms")
+    if _number(data.get("scoring_only_per_s")):
+        extra += (f"; scoring alone {data['scoring_only_per_s']:,.0f}/s, "
+                  f"{data['examples']:,} examples learned")
     print(f"   {label:<34} {data['events_per_s']:>10,.0f} events/s{extra}", flush=True)
 
 

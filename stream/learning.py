@@ -158,13 +158,20 @@ def pending_key(label: Label) -> bytes:
     return f"{label.ts_ms:020d}/{label.key}/{label.example_id or ''}".encode()
 
 
-def join_policy(task: str, grace_s: float) -> JoinPolicy:
-    """The task's join policy with the configured grace (``SCORESTREAM_LABEL_GRACE_S``).
+def join_policy(task: str, grace_s: float, horizon_days: float | None = None) -> JoinPolicy:
+    """The task's join policy with the configured grace (``SCORESTREAM_LABEL_GRACE_S``) and
+    horizon (``SCORESTREAM_FRAUD_HORIZON_DAYS``, ``SCORESTREAM_LEAD_HORIZON_DAYS``; default:
+    the registry's).
 
     >>> join_policy("fraud", 0).grace_ms, join_policy("lead", 3600).grace_ms
     (0, 3600000)
+    >>> join_policy("lead", 0, horizon_days=1).horizon_ms
+    86400000
     """
-    return replace(POLICIES[task], grace_ms=round(grace_s * 1000))
+    policy = replace(POLICIES[task], grace_ms=round(grace_s * 1000))
+    if horizon_days is not None:
+        policy = replace(policy, horizon_ms=round(horizon_days * 86_400_000))
+    return policy
 
 
 class JoinHandler:

@@ -98,7 +98,8 @@ def _add_label_join(app: faust.App, task: str, to_join: faust.TopicT, settings: 
     def join(records: list[InputRecord]) -> Delivery:
         if not handlers:
             handlers.append(JoinHandler(task, ChangelogStore(table.data), ChangelogStore(waiting.data),
-                                        join_policy(task, settings.label_grace_s),
+                                        join_policy(task, settings.label_grace_s,
+                                                    settings.horizon_days(task)),
                                         sources=join_sources(task, settings.partitions)))
         handler = handlers[0]
         examples = handler.handle(records)

@@ -78,6 +78,12 @@ class Settings:
     #: to this much behind the scored events still meet every snapshot they concern. 0 joins a
     #: label as soon as its event is scored (right only if labels never trail their events).
     label_grace_s: float = 3600.0
+    #: Days of event time a fraud label is waited for; a transaction without one by then
+    #: becomes a negative training example.
+    fraud_horizon_days: float = 14.0
+    #: Days of event time a visitor's conversion is waited for after a session; a session
+    #: without one by then becomes a negative training example.
+    lead_horizon_days: float = 7.0
     #: Seconds between two model snapshots (one is also taken at shutdown).
     model_snapshot_interval_s: float = 60.0
     #: Largest batch of events the worker scores at once.
@@ -103,6 +109,10 @@ class Settings:
                 msg = f"{PREFIX}{field.name.upper()}={raw!r} is not a valid {kind.__name__}"
                 raise ValueError(msg) from exc
         return cls(**values)
+
+    def horizon_days(self, task: str) -> float:
+        """The label horizon of a task (``fraud`` or ``lead``), in days of event time."""
+        return self.fraud_horizon_days if task == "fraud" else self.lead_horizon_days
 
     @property
     def kafka_host(self) -> str:
