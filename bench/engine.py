@@ -110,13 +110,15 @@ class WorkerProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:]
 
-    def examples_learned(self) -> float:
-        """Training examples this worker's models learned (its /metrics), both tasks."""
+    def examples_applied(self) -> float:
+        """Training examples this worker's trainer applied (its /metrics), both tasks: learned, or
+        skipped as a second copy of an example id (with 15-minute horizons a long session can
+        give its id twice)."""
         url = f"http://127.0.0.1:{self.settings.web_port}/metrics"
         with urllib.request.urlopen(url, timeout=5) as response:
             text = response.read().decode()
-        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                   if line.startswith("scorestream_examples_learned_total{"))
+        names = ("scorestream_examples_learned_total{", "scorestream_duplicate_examples_total{")
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(names))
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> None:
         if self.alive():
@@ -174,7 +176,7 @@ async def _examples_in_topic(settings: Settings) -> int:
 
 
 def wait_for_learning(settings: Settings, procs: list[WorkerProcess], timeout: float) -> tuple[float, int]:
-    """Wait until every worker learned every example in ``training-examples``; (when, how many).
+    """Wait until every worker applied every example in ``training-examples``; (when, how many).
 
     Scores can run ahead of learning; a rate a worker can *sustain* must include it.
     """
@@ -182,7 +184,7 @@ def wait_for_learning(settings: Settings, procs: list[WorkerProcess], timeout: f
     examples = -1
     while time.monotonic() < deadline:
         now_examples = asyncio.run(_examples_in_topic(settings))
-        if now_examples == examples and all(p.examples_learned() >= examples for p in procs):
+        if now_examples == examples and all(p.examples_applied() >= examples for p in procs):
             return time.time() * 1000, examples
         examples = now_examples
         time.sleep(0.05)
