@@ -175,18 +175,24 @@ async def _examples_in_topic(settings: Settings) -> int:
         await consumer.stop()
 
 
-def wait_for_learning(settings: Settings, procs: list[WorkerProcess], timeout: float) -> tuple[float, int]:
+def wait_for_learning(settings: Settings, procs: list[WorkerProcess], timeout: float,
+                      quiet_s: float = 3.0) -> tuple[float, int]:
     """Wait until every worker applied every example in ``training-examples``; (when, how many).
 
-    Scores can run ahead of learning; a rate a worker can *sustain* must include it.
+    Scores can run ahead of the label join and of learning; a rate a worker can *sustain*
+    must include both. Done is when every worker had applied every example there was, and
+    no new example came for ``quiet_s`` after that (the join may pause between batches).
     """
     deadline = time.monotonic() + timeout
-    examples = -1
+    examples, caught_up_at = -1, None
     while time.monotonic() < deadline:
         now_examples = asyncio.run(_examples_in_topic(settings))
-        if now_examples == examples and all(p.examples_applied() >= examples for p in procs):
-            return time.time() * 1000, examples
-        examples = now_examples
+        if now_examples != examples:
+            examples, caught_up_at = now_examples, None
+        if caught_up_at is None and all(p.examples_applied() >= examples for p in procs):
+            caught_up_at = (time.monotonic(), time.time() * 1000)
+        if caught_up_at is not None and time.monotonic() - caught_up_at[0] >= quiet_s:
+            return caught_up_at[1], examples
         time.sleep(0.05)
     print(f"   (learning did not catch up within {timeout:.0f} s)", flush=True)
     return time.time() * 1000, examples
