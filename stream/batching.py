@@ -281,8 +281,11 @@ class Consumer(faust_aiokafka.Consumer):
 
     def _submit(self, handler: Handler, records: list[InputRecord], parts: list[tuple[TP, list[Any]]],
                 generation: int, fetched_at: float) -> None:
+        inbound = getattr(self.app.monitor, "stream_inbound_time", None)
         for tp, batch in parts:
             self._read_offset[tp] = batch[-1].offset
+            if inbound is not None:  # what a stream would note: Faust's stall check reads it
+                inbound[tp] = time.monotonic()
         delivery = handler(records)
         if self._sender is None:
             self._sender = OrderedSender(self.app)
