@@ -34,8 +34,8 @@ def river_loop(task, stream, n_trees):
             optimizer=optim.AdaGrad(0.05), intercept_init=math.log(prior / (1 - prior))),
         "hoeffding": tree.HoeffdingAdaptiveTreeClassifier(seed=0, max_share_to_split=1.0,
                                                            min_branch_fraction=1e-4),
-        "arf": forest.ARFClassifier(n_models=n_trees, seed=0, leaf_prediction="mc", max_share_to_split=1.0,
-                                    min_branch_fraction=1e-4),
+        "arf": forest.ARFClassifier(n_models=n_trees, seed=0, lambda_value=1, leaf_prediction="mc",
+                                    max_share_to_split=1.0, min_branch_fraction=1e-4),
         "rules": FraudRules() if task == "fraud" else LeadRules(),
     }
     detector = None
