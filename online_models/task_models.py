@@ -134,13 +134,28 @@ class TaskModels:
         self.seen = SeenExamples(DUPLICATE_WINDOW_MS[task] if duplicate_window_ms is None
                                  else duplicate_window_ms)
         self.duplicates = 0
+        #: examples learned of each class (False, True): how warm the models are
+        self.learned_by_class = [0, 0]
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        """Unpickle; a snapshot from before example ids were remembered starts with none."""
+        """Unpickle; a snapshot from before example ids (or classes) were counted starts with none."""
         self.__dict__.update(state)
         if "seen" not in state:
             self.seen = SeenExamples(DUPLICATE_WINDOW_MS[self.task])
             self.duplicates = 0
+        if "learned_by_class" not in state:
+            self.learned_by_class = [0, 0]
+
+    def is_warm(self, per_class: int) -> bool:
+        """Whether the models have learned at least ``per_class`` examples of each class.
+
+        Labels come before the horizon's negatives (a chargeback in days, a negative after
+        14), so early models have seen almost only positives and score everything high.
+
+        >>> TaskModels("lead", n_trees=1).is_warm(1), TaskModels("lead", n_trees=1).is_warm(0)
+        (False, True)
+        """
+        return min(self.learned_by_class) >= per_class
 
     @property
     def names(self) -> list[str]:
@@ -170,6 +185,7 @@ class TaskModels:
         examples it had not learned. The anomaly detector learns ``x`` without the label.
         """
         y = bool(y)
+        self.learned_by_class[y] += 1
         for name, model in self.models.items():
             score = scores.get(name)
             if score is None:

@@ -107,7 +107,8 @@ def _add_scoring(app: faust.App, task: ScoringTask, settings: Settings, metrics:
                          lateness_ms=int(settings.allowed_lateness_s * 1000), models=models,
                          challengers=settings.challengers,
                          join_topic=join_topic(settings.app_id, task.name),
-                         context=terminals.features if terminals is not None else None)
+                         context=terminals.features if terminals is not None else None,
+                         alert_warmup=settings.fraud_alert_warmup)
     outputs, state = Outgoing(settings.partitions), Outgoing(settings.partitions)
 
     async def wait_for_terminals(records: list[InputRecord]) -> list[Any]:
@@ -164,6 +165,8 @@ def _observe(metrics: Metrics, task: ScoringTask, result: BatchResult, consumed:
         metrics.invalid_events.labels(topic=task.input_topic, reason=reason).inc()
     if result.alerts:
         metrics.fraud_alerts.inc(result.alerts)
+    if result.alerts_withheld:
+        metrics.fraud_alerts_withheld.inc(result.alerts_withheld)
     if result.anomalies:
         metrics.anomaly_alerts.labels(task=task.name).inc(result.anomalies)
     if result.late:

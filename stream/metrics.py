@@ -24,6 +24,7 @@ class Metrics(NamedTuple):
     outputs_produced: Counter
     invalid_events: Counter
     fraud_alerts: Counter
+    fraud_alerts_withheld: Counter
     late_events: Counter
     replayed_events: Counter
     expired_keys: Counter
@@ -57,6 +58,10 @@ class Metrics(NamedTuple):
             fraud_alerts=Counter(
                 "scorestream_fraud_alerts", "Transactions whose score reached the alert threshold.",
                 registry=registry),
+            fraud_alerts_withheld=Counter(
+                "scorestream_fraud_alerts_withheld", "Scores at or above the alert threshold while"
+                " the models had not yet learned SCORESTREAM_FRAUD_ALERT_WARMUP examples of each"
+                " class (no alert sent).", registry=registry),
             late_events=Counter(
                 "scorestream_late_events", "Events later than the allowed lateness behind their"
                 " entity's newest event (applied all the same).", ["topic"], registry=registry),

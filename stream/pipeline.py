@@ -66,6 +66,8 @@ class BatchResult:
     invalid: list[str] = field(default_factory=list)
     scores: list[float] = field(default_factory=list)
     alerts: int = 0
+    #: scores at or above the alert threshold not alerted: the models were still warming up
+    alerts_withheld: int = 0
     anomalies: int = 0
     #: records later than the allowed lateness behind their entity's newest event
     late: int = 0
@@ -210,7 +212,8 @@ class BatchScorer:
     def __init__(self, task: ScoringTask, fraud_alert_threshold: float = 0.5,
                  lateness_ms: int = 3_600_000, models: TaskModels | None = None,
                  challengers: bool = True, join_topic: str | None = None,
-                 context: Callable[[Any, int], Features] | None = None) -> None:
+                 context: Callable[[Any, int], Features] | None = None,
+                 alert_warmup: int = 0) -> None:
         self.task = task
         #: features from outside the entity's state (the fraud task's terminal view):
         #: ``context(event, input partition)`` → more feature values
@@ -222,6 +225,8 @@ class BatchScorer:
         self.challengers = challengers
         self.join_topic = join_topic
         self.alert_threshold = fraud_alert_threshold
+        #: alerts only once the models learned this many examples of each class
+        self.alert_warmup = alert_warmup
 
     @property
     def model_name(self) -> str:
@@ -336,9 +341,12 @@ class BatchScorer:
         result.outputs.append(OutputRecord(self.task.score_topic, key, orjson.dumps(body)))
         result.scores.append(score)
         if self.task.alert_topic is not None and score >= self.alert_threshold:
-            alert = {**body, "threshold": self.alert_threshold}
-            result.outputs.append(OutputRecord(self.task.alert_topic, key, orjson.dumps(alert)))
-            result.alerts += 1
+            if not self.models.is_warm(self.alert_warmup):
+                result.alerts_withheld += 1
+            else:
+                alert = {**body, "threshold": self.alert_threshold}
+                result.outputs.append(OutputRecord(self.task.alert_topic, key, orjson.dumps(alert)))
+                result.alerts += 1
         if self.models.is_anomaly(scores):
             alert = {**body, "anomaly_score": scores[ANOMALY],
                      "threshold": self.models.anomaly_threshold}

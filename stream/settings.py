@@ -56,6 +56,10 @@ class Settings:
     session_timeout_s: float = 30.0
     #: Transactions whose fraud score is at least this go to ``fraud-alerts``.
     fraud_alert_threshold: float = 0.5
+    #: Fraud alerts start once the models learned this many examples of each class: fraud labels
+    #: come days before the horizon's negatives, so early models flag nearly everything. Scores
+    #: are published all along; withheld alerts are counted.
+    fraud_alert_warmup: int = 100
     #: How far, in seconds of event time, an event may trail its entity's newest event and
     #: still be placed exactly in its windows (state keeps this much beyond the longest window).
     allowed_lateness_s: float = 3600.0

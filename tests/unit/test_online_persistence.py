@@ -177,3 +177,11 @@ def test_a_snapshot_from_before_example_ids_were_remembered_loads_with_none():
     copy = TrainingExample.from_bytes(records[199])
     assert old.apply_example(copy, position=200) == "learned"  # nothing remembered from before...
     assert old.apply_example(copy, position=201) == "duplicate"  # ... from now on it is
+
+
+def test_the_examples_learned_of_each_class_survive_a_snapshot_and_start_at_zero_before():
+    models = learn(TaskModels("fraud", n_trees=2), topic("fraud", 200))
+    assert sum(models.learned_by_class) == 200
+    assert load(dump(models, KEY, version=1), KEY).learned_by_class == models.learned_by_class
+    del models.learned_by_class  # the state an older version pickled
+    assert load(dump(models, KEY, version=2), KEY).learned_by_class == [0, 0]

@@ -55,6 +55,19 @@ def test_alerts_at_or_above_the_threshold():
     assert result.alerts == 1
 
 
+def test_alerts_wait_until_the_models_learned_enough_of_each_class():
+    scorer = BatchScorer(TASKS["fraud"], fraud_alert_threshold=0.0, alert_warmup=2)
+    x = {"amount": 10.0}
+    for label in (True, True, True, False):  # labels first: positives before any negative
+        scorer.models.learn_one(x, label, {})
+    result = scorer.score_batch([InputRecord(tx(0), b"c1", 0, 0)], lambda key: None)
+    assert [o.topic for o in result.outputs] == ["transaction-scores"]
+    assert (result.alerts, result.alerts_withheld) == (0, 1)
+    scorer.models.learn_one(x, False, {})
+    result = scorer.score_batch([InputRecord(tx(1), b"c1", 0, 1)], lambda key: None)
+    assert (result.alerts, result.alerts_withheld) == (1, 0)
+
+
 def test_idle_keys_expire_after_the_longest_window_plus_lateness():
     scorer = BatchScorer(TASKS["fraud"], lateness_ms=3_600_000)
     store = {}
