@@ -28,7 +28,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from features.time import DAY
 from online_models.task_models import TaskModels
 from stream import model_store
-from stream.batching import Delivery, Outgoing, add_batch_handler, use_batch_consumer
+from stream.batching import Delivery, Outgoing, Prepare, add_batch_handler, use_batch_consumer
 from stream.events import InvalidEvent
 from stream.learning import join_topic
 from stream.learning_agents import add_learning
@@ -81,13 +81,12 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None,
 
 def _add_terminal_view(app: faust.App, settings: Settings, metrics: Metrics) -> TerminalView:
     """This worker's view of every terminal (:mod:`stream.terminal_view`), read by a task of its own."""
-    delay_ms = int(settings.terminal_delay_days * DAY)
-    view = TerminalView(delay_ms, int(settings.allowed_lateness_s * 1000), settings.terminal_label_wait_s,
-                        on_late_label=metrics.late_labels.inc)
+    view = TerminalView(int(settings.terminal_delay_days * DAY), int(settings.allowed_lateness_s * 1000),
+                        settings.terminal_label_wait_s, on_late_label=metrics.late_labels.inc)
 
     @app.task
     async def read_terminals() -> None:
-        await view.run(settings.kafka_bootstrap, delay_ms)
+        await view.run(settings.kafka_bootstrap)
 
     @app.timer(interval=settings.state_expiry_interval_s)
     async def prune_terminals() -> None:
@@ -111,17 +110,6 @@ def _add_scoring(app: faust.App, task: ScoringTask, settings: Settings, metrics:
                          alert_warmup=settings.fraud_alert_warmup)
     outputs, state = Outgoing(settings.partitions), Outgoing(settings.partitions)
 
-    async def wait_for_terminals(records: list[InputRecord]) -> list[Any]:
-        """Parse the batch and wait until the terminal view knows its newest transaction."""
-        events = scorer.parse_batch(records)
-        newest = max((e.ts_ms for e in events if not isinstance(e, InvalidEvent)), default=None)
-        if newest is not None and terminals is not None:
-            started = time.monotonic()
-            if await terminals.wait_until_known(newest):
-                metrics.terminal_quiet_releases.inc()
-            metrics.terminal_wait.observe(time.monotonic() - started)
-        return events
-
     def score(records: list[InputRecord], prepared: list[Any] | None = None) -> Delivery:
         result = scorer.score_batch(records, table.data.get, prepared)
         changelog = table.changelog_topic.get_topic_name()
@@ -135,8 +123,23 @@ def _add_scoring(app: faust.App, task: ScoringTask, settings: Settings, metrics:
             _observe(metrics, task, result, len(records), time.monotonic() - fetched_at)
         return Delivery(outputs.take(), state.take(), observe)
 
-    add_batch_handler(app, topic, score, wait_for_terminals if terminals is not None else None)
+    prepare = _waiting_for(terminals, scorer, metrics) if terminals is not None else None
+    add_batch_handler(app, topic, score, prepare)
     _add_state_expiry(app, table, scorer, settings, metrics)
+
+
+def _waiting_for(terminals: TerminalView, scorer: BatchScorer, metrics: Metrics) -> Prepare:
+    """A batch's prepare step: parse it, and wait until the terminal view knows its newest transaction."""
+    async def wait_for_terminals(records: list[InputRecord]) -> list[Any]:
+        events = scorer.parse_batch(records)
+        newest = max((e.ts_ms for e in events if not isinstance(e, InvalidEvent)), default=None)
+        if newest is not None:
+            started = time.monotonic()
+            if await terminals.wait_until_known(newest):
+                metrics.terminal_quiet_releases.inc()
+            metrics.terminal_wait.observe(time.monotonic() - started)
+        return events
+    return wait_for_terminals
 
 
 def _add_state_expiry(app: faust.App, table: faust.Table, scorer: BatchScorer, settings: Settings,

@@ -162,21 +162,20 @@ def _export_quality(metrics: Metrics, models: dict[str, TaskModels]) -> None:
 
 
 def _add_snapshots(app: faust.App, settings: Settings, models: dict[str, TaskModels]) -> None:
-    def save_all() -> None:
-        for task_models in models.values():
-            try:
-                model_store.save(task_models, settings)
-            except OSError as error:  # a full disk must not stop scoring; the next try may work
-                log.error("could not save the %s models: %s", task_models.task, error)
+    one_at_a_time = asyncio.Lock()  # a slower earlier child must not rename over a newer snapshot
+
+    async def save_all() -> None:
+        async with one_at_a_time:
+            for task_models in models.values():  # a forked child pickles; scoring goes on
+                try:
+                    await model_store.save_in_child(task_models, settings)
+                except OSError as error:  # a full disk, no fork: the next try may work
+                    log.error("could not save the %s models: %s", task_models.task, error)
 
     @app.timer(interval=settings.model_snapshot_interval_s)
     async def snapshot_models() -> None:
-        for task_models in models.values():  # a forked child pickles; scoring goes on
-            try:
-                await model_store.save_in_child(task_models, settings)
-            except OSError as error:  # no fork (memory?): the next try may work
-                log.error("could not save the %s models: %s", task_models.task, error)
+        await save_all()
 
     @app.on_before_shutdown.connect
     async def snapshot_on_shutdown(sender: object, **kwargs: object) -> None:
-        save_all()
+        await save_all()

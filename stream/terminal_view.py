@@ -56,7 +56,7 @@ class InputClocks:
     >>> clocks.read("tx", 0, ts=2000, now=1.0); clocks.read("label", 0, ts=2500, now=1.0)
     >>> clocks.knows(2500, now=1.0), clocks.knows(2600, now=1.0)
     (True, False)
-    >>> clocks.reached_end("label", 0, True, now=1.0)
+    >>> clocks.reached_end("label", 0, True)
     >>> clocks.knows(2600, now=5.9), clocks.knows(2600, now=6.0)  # quiet 5 s after its last record
     (False, True)
     """
@@ -81,7 +81,7 @@ class InputClocks:
         self.newest[kind, partition] = ts if newest is None else max(newest, ts)
         self.last_record_at[kind, partition] = now
 
-    def reached_end(self, kind: str, partition: int, at_end: bool, now: float) -> None:
+    def reached_end(self, kind: str, partition: int, at_end: bool) -> None:
         self.at_end[kind, partition] = at_end
 
     def _quiet(self, tp: tuple[str, int], now: float) -> bool:
@@ -127,15 +127,13 @@ class TerminalView:
         self.on_late_label = on_late_label
         #: the newest transaction time a scorer waited for (the view reads ahead of it)
         self.wanted: int | None = None
-        #: the newest transaction time already scored: a label at or before it comes late
-        self.served = -1
-        #: per input partition of the scorer, the newest time it scored (what pruning keeps)
+        #: per input partition of the scorer, the newest time it scored (what pruning keeps;
+        #: a label at or before the newest of them comes late)
         self.scored: dict[int, int] = {}
         self._progress = asyncio.Event()
 
     def features(self, tx: Transaction, partition: int) -> dict[str, float]:
         """The terminal features of a transaction the view knows enough for."""
-        self.served = max(self.served, tx.ts_ms)
         self.scored[partition] = max(self.scored.get(partition, tx.ts_ms), tx.ts_ms)
         return self.history.features(tx.terminal_id, tx.ts_ms)
 
@@ -188,11 +186,11 @@ class TerminalView:
             return None  # the scorer or the label router dead-letters it
         if label is not None and label.value:
             self.history.add_fraud_label(label.key, label.ts_ms)
-            if label.ts_ms <= self.served:
+            if self.scored and label.ts_ms <= max(self.scored.values()):
                 self.on_late_label()
         return label.ts_ms if label is not None else None
 
-    async def run(self, bootstrap: str, delay_ms: int) -> None:
+    async def run(self, bootstrap: str) -> None:
         """Read both topics from their beginning, forever (the worker's ``app.task``)."""
         kinds = {topics.TRANSACTIONS: "tx", topics.FRAUD_LABELS: "label"}
         # without a group, a subscription is every partition of the topics, from the beginning
@@ -204,7 +202,8 @@ class TerminalView:
             tps = await _every_partition(consumer, set(kinds))
             self.clocks = InputClocks([tp.partition for tp in tps if tp.topic == topics.TRANSACTIONS],
                                       [tp.partition for tp in tps if tp.topic == topics.FRAUD_LABELS],
-                                      delay_ms, self.lateness_ms, self.quiet_s, time.monotonic())
+                                      self.history.delay_ms, self.lateness_ms, self.quiet_s,
+                                      time.monotonic())
             await self._read(consumer, tps, kinds)
         finally:
             await consumer.stop()
@@ -233,7 +232,7 @@ class TerminalView:
             for tp in fetchable:
                 highwater = consumer.highwater(tp)
                 at_end = highwater is not None and await consumer.position(tp) >= highwater
-                clocks.reached_end(kinds[tp.topic], tp.partition, at_end, now)
+                clocks.reached_end(kinds[tp.topic], tp.partition, at_end)
             self._wake()
             await asyncio.sleep(0)
 

@@ -24,17 +24,17 @@ def test_every_transaction_partition_must_reach_t_minus_the_delay_plus_lateness_
     assert c.missing(T, now=0.0) == [("tx", 1)]
     c.read("tx", 1, T - 7 * DAY + HOUR - 1, now=0.0)
     assert not c.knows(T, now=0.0)
-    c.reached_end("tx", 1, True, now=0.0)  # nothing more there: what it has is all there is
+    c.reached_end("tx", 1, True)  # nothing more there: what it has is all there is
     assert c.knows(T, now=0.0)
 
 
 def test_a_label_partition_holds_transactions_back_until_it_reaches_their_time_or_is_quiet():
     c = clocks(quiet_s=5.0)
     for partition in (0, 1):
-        c.reached_end("tx", partition, True, now=0.0)
+        c.reached_end("tx", partition, True)
     c.read("label", 0, T - 1, now=1.0)
     assert c.missing(T, now=1.0) == [("label", 0)]
-    c.reached_end("label", 0, True, now=2.0)
+    c.reached_end("label", 0, True)
     assert not c.knows(T, now=5.9)  # quiet is measured from its last record, at 1.0
     assert c.knows(T, now=6.0)
     c.read("label", 0, T - 1, now=7.0)  # a new record: no longer quiet
@@ -46,8 +46,8 @@ def test_a_label_partition_holds_transactions_back_until_it_reaches_their_time_o
 def test_an_empty_label_partition_is_quiet_only_after_the_wait_from_the_start():
     c = clocks(quiet_s=5.0)
     for partition in (0, 1):
-        c.reached_end("tx", partition, True, now=0.0)
-    c.reached_end("label", 0, True, now=0.1)
+        c.reached_end("tx", partition, True)
+    c.reached_end("label", 0, True)
     assert not c.knows(T, now=4.9) and c.knows(T, now=5.0)
 
 
@@ -88,7 +88,7 @@ def test_waiting_ends_once_the_reader_has_read_far_enough():
     async def scenario() -> bool:
         view = TerminalView(delay_ms=DAY, lateness_ms=0, quiet_s=60.0)
         view.clocks = InputClocks([0], [0], DAY, 0, 60.0, now=0.0)
-        view.clocks.reached_end("tx", 0, True, now=0.0)
+        view.clocks.reached_end("tx", 0, True)
         waiter = asyncio.ensure_future(view.wait_until_known(T))
         await asyncio.sleep(0.05)
         assert not waiter.done() and view.wanted == T
