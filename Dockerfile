@@ -45,8 +45,9 @@ RUN groupadd --system --gid 10001 scorestream \
 USER scorestream
 WORKDIR /var/lib/scorestream
 
-# The worker's web server (SCORESTREAM_WEB_PORT): Prometheus metrics at /metrics.
-EXPOSE 6066
+# Web servers with Prometheus metrics at /metrics: the worker (SCORESTREAM_WEB_PORT) and
+# `scorestream challengers` (SCORESTREAM_CHALLENGERS_WEB_PORT).
+EXPOSE 6066 6067
 
 ENTRYPOINT ["scorestream"]
 CMD ["worker"]

@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml scripts/install-system-deps.sh
 
 install: $(STAMP)  ## install Debian packages if missing, and the Python deps in .venv
 
-demo: $(STAMP)  ## start the broker, a worker and the simulator; show live scores (Ctrl-C stops)
+demo: $(STAMP)  ## start the broker, a worker, the challengers and the simulator; show live scores (Ctrl-C stops)
 	$(BIN)/scorestream demo
 
 test: $(STAMP)  ## lint, then the whole test suite (starts its own Kafka broker)

@@ -114,7 +114,7 @@ def _timed_scorer(name: str, clock: _Clock, settings: Settings) -> BatchScorer:
                                      features=timed_features)
     scorer = make_scorer(timed_task, settings)
     models = scorer.models.models
-    for model_name, model in models.items():  # every model scores each event (challengers on)
+    for model_name, model in models.items():  # every model the worker holds scores each event
         models[model_name] = _Proxy(model, predict_proba_one=clock.wrap(
             f"predict {model_name}", model.predict_proba_one))
     return scorer

@@ -20,6 +20,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.partitioner import DefaultPartitioner
 
 from features.time import DAY
+from online_models.task_models import TaskModels
 from simulator import simulate
 from stream import admin, topics
 from stream.events import Transaction
@@ -36,9 +37,12 @@ SCORE_TOPICS = (topics.LEAD_SCORES, topics.TRANSACTION_SCORES)
 WORKER_INPUTS = topics.INPUT_TOPICS + topics.LABEL_TOPICS + topics.INTERNAL_TOPICS
 
 
-def bench_settings(**overrides: object) -> Settings:
-    """The benchmark's settings: its own broker and home unless the environment says otherwise."""
-    env = dict(os.environ)
+def bench_settings(extra_env: dict[str, str] | None = None, **overrides: object) -> Settings:
+    """The benchmark's settings: its own broker and home unless the environment says otherwise.
+
+    ``extra_env`` is a contender's configuration (``SCORESTREAM_*`` variables) on top.
+    """
+    env = {**os.environ, **(extra_env or {})}
     env.setdefault("SCORESTREAM_KAFKA_BOOTSTRAP", BENCH_BOOTSTRAP)
     env.setdefault("SCORESTREAM_KAFKA_CONTROLLER_PORT", "39093")
     env.setdefault("SCORESTREAM_HOME", str(REPO / ".scorestream" / "bench"))
@@ -58,7 +62,9 @@ def make_scorer(task: ScoringTask, settings: Settings) -> BatchScorer:
         kwargs["lateness_ms"] = int(settings.allowed_lateness_s * 1000)
     if task.terminal_features:
         kwargs["context"] = InlineTerminals(settings).features
-    return BatchScorer(task, settings.fraud_alert_threshold, **kwargs)
+    models = TaskModels(task.name, n_trees=settings.arf_trees, champion=settings.champion(task.name),
+                        holds=settings.worker_holds)  # the models a worker holds, as configured
+    return BatchScorer(task, settings.fraud_alert_threshold, models=models, **kwargs)
 
 
 class InlineTerminals:

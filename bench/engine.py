@@ -39,6 +39,8 @@ from stream import topics
 from stream.settings import Settings
 
 ENGINE_CMD = (sys.executable, "-m", "stream.cli", "worker")
+#: ``scorestream challengers``, run beside the workers when the challengers are separate.
+CHALLENGERS_CMD = (sys.executable, "-m", "stream.cli", "challengers")
 #: Label horizons of 15 minutes of event time: every scored event (every session, for leads)
 #: becomes a training example within the backlog, learned by every model, as at steady state
 #: (with the default 7 and 14 days, a backlog of a few simulated days would learn almost nothing).
@@ -151,6 +153,11 @@ class EngineRun:
     scoring_only_per_s: float = float("nan")
     #: training examples the backlog produced (each learned by every worker)
     examples: int = 0
+    #: with the challengers separate: seconds after the workers had learned every example until
+    #: ``scorestream challengers`` had too (its lag; it never holds a score back), and its CPU
+    #: per input event
+    challengers_lag_s: float = float("nan")
+    challengers_cpu_us_per_event: float = float("nan")
 
 
 def _run_settings(base: Settings, tag: str) -> Settings:
@@ -210,12 +217,18 @@ def run_engine(cmd: tuple[str, ...], base: Settings, backlog: list[Event], worke
     settings = _run_settings(base, tag)
     asyncio.run(recreate_topics(settings, WORKER_INPUTS))
     procs: list[WorkerProcess] = []
+    shadow: WorkerProcess | None = None
     spy: subprocess.Popen | None = None
+    env = {**STEADY_STATE_ENV, **(extra_env or {})}
     try:
         for i in range(workers):
             each = settings if i == 0 else replace(settings, web_port=free_port())
-            procs.append(WorkerProcess(cmd, each, f"worker{i}", {**STEADY_STATE_ENV, **(extra_env or {})}))
-        for proc in procs:
+            procs.append(WorkerProcess(cmd, each, f"worker{i}", env))
+        if Settings.from_env(env).challengers == "separate":
+            port = free_port()
+            shadow = WorkerProcess(CHALLENGERS_CMD, replace(settings, web_port=port), "challengers",
+                                   {**env, "SCORESTREAM_CHALLENGERS_WEB_PORT": str(port)})
+        for proc in procs + ([shadow] if shadow else []):
             proc.wait_ready()
         if not asyncio.run(group_stable(settings, settings.app_id, workers)):
             raise RuntimeError(f"consumer group not stable with {workers} member(s):\n{procs[0].log()}")
@@ -228,6 +241,7 @@ def run_engine(cmd: tuple[str, ...], base: Settings, backlog: list[Event], worke
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(1.0)
         cpu_before = sum(p.cpu_seconds() for p in procs)
+        shadow_cpu_before = shadow.cpu_seconds() if shadow else 0.0
         asyncio.run(load(settings, backlog))
         expected = len(backlog)
         seen = asyncio.run(wait_for_count(settings, SCORE_TOPICS, base_offsets, expected,
@@ -236,6 +250,10 @@ def run_engine(cmd: tuple[str, ...], base: Settings, backlog: list[Event], worke
         scored_at_ms = time.time() * 1000
         learned_at_ms, examples = wait_for_learning(settings, procs, timeout=max(60, expected / 200))
         cpu = sum(p.cpu_seconds() for p in procs) - cpu_before
+        lag = float("nan")
+        if shadow is not None:
+            shadow_done_ms, _ = wait_for_learning(settings, [shadow], timeout=max(60, expected / 100))
+            lag = max(0.0, (shadow_done_ms - learned_at_ms) / 1000)
         if spy is not None:
             spy.send_signal(signal.SIGINT)
             spy.wait(timeout=60)
@@ -248,7 +266,10 @@ def run_engine(cmd: tuple[str, ...], base: Settings, backlog: list[Event], worke
         sustained = (len(records) - 1) / max(1e-3, (max(learned_at_ms, scored_at_ms) - first_ms) / 1000)
         run = EngineRun(sustained, len(records), expected, complete=seen >= expected,
                         cpu_us_per_event=cpu / max(1, seen) * 1e6,
-                        scoring_only_per_s=rate_from_timestamps(records), examples=examples)
+                        scoring_only_per_s=rate_from_timestamps(records), examples=examples,
+                        challengers_lag_s=lag,
+                        challengers_cpu_us_per_event=(shadow.cpu_seconds() - shadow_cpu_before)
+                        / max(1, seen) * 1e6 if shadow else float("nan"))
         if not run.complete:
             print(f"   (incomplete: {seen}/{expected} scores before the deadline; logs in "
                   f"{procs[0].log_path.parent})", flush=True)
@@ -267,7 +288,7 @@ def run_engine(cmd: tuple[str, ...], base: Settings, backlog: list[Event], worke
         if spy is not None:
             spy.send_signal(signal.SIGINT)
             spy.wait(timeout=60)
-        for proc in procs:
+        for proc in procs + ([shadow] if shadow else []):
             proc.stop()
         asyncio.run(delete_prefixed(settings, settings.app_id))
 
@@ -310,8 +331,12 @@ async def _paced_latency(settings: Settings, pool: list[Event], rate: float, sec
 PEER_CMD = (sys.executable, "-m", "bench.peer_quix")
 
 
-def run_peer(base: Settings, backlog: list[Event], preloaded: bool = False) -> EngineRun:
-    """Quix Streams on the pre-loaded backlog, timed from its score records' timestamps."""
+def run_peer(base: Settings, backlog: list[Event], preloaded: bool = False,
+             extra_env: dict[str, str] | None = None) -> EngineRun:
+    """Quix Streams on the pre-loaded backlog, timed from its score records' timestamps.
+
+    ``extra_env`` is the contender's configuration: the peer scores the models its worker would.
+    """
     settings = _run_settings(base, "quix")
     group = settings.app_id
     if not preloaded:
@@ -324,7 +349,7 @@ def run_peer(base: Settings, backlog: list[Event], preloaded: bool = False) -> E
     with open(log_path, "wb") as log:
         process = subprocess.Popen([*PEER_CMD, "--group", group, "--state-dir", str(state_dir)],
                                    stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
-                                   env=settings_env(settings), start_new_session=True)
+                                   env=settings_env(settings, extra_env), start_new_session=True)
     try:
         expected = len(backlog)
         # CPU is counted from its first score on (not its start-up), per event scored since

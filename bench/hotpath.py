@@ -43,17 +43,21 @@ from stream.settings import Settings
 RESULTS = Path(__file__).resolve().parent / "results"
 KNOBS = (sys.executable, "-m", "bench.prototypes.engine_knobs", "worker")
 
-#: name → (command, extra environment). "engine" is the worker as shipped; the others change
-#: one Faust or Python setting of the same app (``bench/prototypes/engine_knobs.py``).
+#: name → (command, extra environment). "engine" is the worker as shipped (challengers in
+#: ``scorestream challengers``, run beside it); "+lr-champions" is the issue's target configuration
+#: (logistic regression publishes both tasks' scores); "+inline" every worker scoring and learning
+#: every model; the knobs change one Faust or Python setting (``bench/prototypes/engine_knobs.py``).
+#: The ceiling and the peer of a contender score the models its worker holds, as configured.
 CONTENDERS: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
     "engine": (ENGINE_CMD, {}),
-    "engine+champion-only": (ENGINE_CMD, {"SCORESTREAM_CHALLENGERS": "0"}),
+    "engine+lr-champions": (ENGINE_CMD, {"SCORESTREAM_FRAUD_CHAMPION": "logreg"}),
+    "engine+inline": (ENGINE_CMD, {"SCORESTREAM_CHALLENGERS": "inline"}),
     "engine+uvloop": (KNOBS, {"BENCH_LOOP": "uvloop"}),
     "engine+standby": (KNOBS, {"BENCH_STANDBY_REPLICAS": "1"}),
     "engine+poll100": (KNOBS, {"BENCH_MAX_POLL_RECORDS": "100"}),
     "engine+switch": (KNOBS, {"BENCH_SWITCH_INTERVAL": "0.0005"}),
 }
-DEFAULT_CONTENDERS = ("engine",)
+DEFAULT_CONTENDERS = ("engine", "engine+lr-champions", "engine+inline")
 TARGETS = {"engine/ceiling": 0.5, "engine/peer": 1.0, "p99_ms": 25.0, "speedup_2w": 1.8}
 
 
@@ -120,16 +124,18 @@ def main(argv: list[str] | None = None) -> int:
     raw: dict[str, list] = collections.defaultdict(list)
     for rep in range(args.reps):
         print(f"-- repetition {rep + 1}/{args.reps}", flush=True)
-        raw["ceiling"].append(run_ceiling(backlog, settings))
-        _note("ceiling", raw["ceiling"][-1])
         asyncio.run(recreate_topics(settings, topics.INPUT_TOPICS))
         asyncio.run(load(settings, backlog))
         raw["transport"].append(asyncio.run(run_transport(settings, len(backlog))))
         _note("transport", raw["transport"][-1])
-        raw["peer"].append(run_peer(settings, backlog, preloaded=True).__dict__)
-        _note("peer (Quix Streams)", raw["peer"][-1])
         for name in names:
             cmd, env = CONTENDERS[name]
+            raw[f"{name}/ceiling"].append(run_ceiling(backlog, bench_settings(env)))
+            _note(f"{name}: ceiling", raw[f"{name}/ceiling"][-1])
+            # loaded for the transport; an engine run since has emptied the input topics
+            raw[f"{name}/peer"].append(run_peer(settings, backlog, preloaded=name == names[0],
+                                                extra_env=env).__dict__)
+            _note(f"{name}: peer (Quix Streams)", raw[f"{name}/peer"][-1])
             run = run_engine(cmd, settings, backlog, workers=1, paced_pool=pool,
                              paced_seconds=args.paced_seconds, extra_env=env, tag=_tag(name),
                              fixed_rate=args.fixed_rate or None)
@@ -144,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
                 run2 = run_engine(cmd, settings, backlog, workers=2, extra_env=env, tag=_tag(name))
                 raw[f"{name}/2w"].append(run2.__dict__)
                 _note(f"{name} 2 workers", run2)
-    raw["components"].append(run_components(backlog, settings))
+    for name in names:
+        raw[f"{name}/components"].append(run_components(backlog, bench_settings(CONTENDERS[name][1])))
 
     report = build_report(raw, names, not args.no_scale)
     report["machine"] = info
@@ -184,11 +191,11 @@ def _note(label: str, result: dict | EngineRun) -> None:
 
 
 def build_report(raw: dict[str, list], names: list[str], scale: bool) -> dict[str, object]:
-    rates = {key: summary([r["events_per_s"] for r in runs]) for key, runs in raw.items()
-             if key != "components" and not key.endswith("/floor")}
+    measured = {key: runs for key, runs in raw.items() if not key.endswith(("/components", "/floor"))}
+    rates = {key: summary([r["events_per_s"] for r in runs]) for key, runs in measured.items()}
     report: dict[str, object] = {"events_per_s": rates}
     cpu = {key: _summary([r["cpu_us_per_event"] for r in runs if _number(r.get("cpu_us_per_event"))])
-           for key, runs in raw.items() if key != "components" and not key.endswith("/floor")}
+           for key, runs in measured.items()}
     report["cpu_us_per_event"] = cpu
     contenders = {}
     for name in names:
@@ -205,12 +212,18 @@ def build_report(raw: dict[str, list], names: list[str], scale: bool) -> dict[st
                                  for q in ("p50", "p95", "p99")},
             "incomplete_runs": sum(not r.get("complete", True)
                                    for key in (f"{name}/1w", f"{name}/2w") for r in raw.get(key, [])),
+            "challengers_lag_s": _summary([r["challengers_lag_s"] for r in one
+                                           if _number(r.get("challengers_lag_s"))]),
+            "challengers_cpu_us_per_event": _summary([r["challengers_cpu_us_per_event"] for r in one
+                                                      if _number(r.get("challengers_cpu_us_per_event"))]),
+            "components_us_per_event": raw[f"{name}/components"][0],
         }
         ratios = {}
-        for peer in ("ceiling", "transport", "peer"):
-            per_rep = [e["events_per_s"] / p["events_per_s"] for e, p in zip(one, raw[peer], strict=False)]
+        baselines = {"ceiling": f"{name}/ceiling", "transport": "transport", "peer": f"{name}/peer"}
+        for peer, key in baselines.items():
+            per_rep = [e["events_per_s"] / p["events_per_s"] for e, p in zip(one, raw[key], strict=False)]
             ratios[f"engine/{peer}"] = {**summary(per_rep),
-                                        "of_medians": rates[f"{name}/1w"]["median"] / rates[peer]["median"]}
+                                        "of_medians": rates[f"{name}/1w"]["median"] / rates[key]["median"]}
         if scale:
             two = raw[f"{name}/2w"]
             per_rep = [b["events_per_s"] / a["events_per_s"] for a, b in zip(one, two, strict=False)]
@@ -220,8 +233,8 @@ def build_report(raw: dict[str, list], names: list[str], scale: bool) -> dict[st
         # the same comparisons in CPU per event (steadier when the machine is shared): the
         # contender's share of the ceiling's throughput it would reach on a core of its own
         entry["cpu_ratios"] = {
-            f"engine/{peer}": cpu[peer]["median"] / cpu[f"{name}/1w"]["median"]
-            for peer in ("ceiling", "transport", "peer")}
+            f"engine/{peer}": cpu[key]["median"] / cpu[f"{name}/1w"]["median"]
+            for peer, key in baselines.items()}
         if scale:
             # 2 workers' CPU per event over one's: 1.0 means no extra cost for coordination
             entry["cpu_ratios"]["cpu_2w/cpu_1w"] = cpu[f"{name}/2w"]["median"] / cpu[f"{name}/1w"]["median"]
@@ -234,7 +247,6 @@ def build_report(raw: dict[str, list], names: list[str], scale: bool) -> dict[st
         contenders[name] = entry
     report["contenders"] = contenders
     report["targets"] = TARGETS
-    report["components_us_per_event"] = raw["components"][0]
     return report
 
 
@@ -262,12 +274,13 @@ def print_report(report: dict, names: list[str]) -> None:
 
     print("\n| what | events/s: median (min–max) | CPU µs/event: median (min–max) | note |")
     print("|---|---|---|---|")
-    row("ceiling: pure batch core, no Kafka", "ceiling", "one process, tight loop")
     row("transport: aiokafka getmany → send_batch", "transport", "nothing decoded")
-    row("peer: Quix Streams, same work", "peer", "RocksDB state + changelog")
     for name in names:
         entry = report["contenders"][name]
         lat, floor = entry["latency_ms"], entry["floor_latency_ms"]
+        row(f"{name}: ceiling, pure batch core, no Kafka", f"{name}/ceiling",
+            "one process, tight loop, the worker's models")
+        row(f"{name}: peer, Quix Streams, same scoring", f"{name}/peer", "RocksDB state + changelog")
         flag = f" ({entry['incomplete_runs']} run(s) incomplete)" if entry["incomplete_runs"] else ""
         row(f"{name}: 1 worker{flag}", f"{name}/1w",
             f"latency at {entry['paced_rate']['median']:,.0f}/s: p50 {_fmt(lat['p50'], digits=1)}, "
@@ -286,6 +299,11 @@ def print_report(report: dict, names: list[str]) -> None:
             row(f"{name}: 2 workers", f"{name}/2w",
                 f"speed-up {sp['of_medians']:.2f}× (per repetition {sp['min']:.2f}–{sp['max']:.2f}); "
                 "CPU is both workers' per event")
+        shadow = entry["challengers_lag_s"]
+        if shadow["runs"]:
+            print(f"| {name}: `scorestream challengers` beside it | | "
+                  f"{_fmt(entry['challengers_cpu_us_per_event'], digits=1)} | caught up "
+                  f"{_fmt(shadow, ' s', digits=1)} after the worker had learned every example |")
     print("\n| contender | engine/ceiling | engine/transport | engine/peer | 2 workers / 1 | p99 ms "
           "(half max; fixed rate) | targets met (events/s) |")
     print("|---|---|---|---|---|---|---|")
@@ -305,12 +323,14 @@ def print_report(report: dict, names: list[str]) -> None:
     print(f"\nratios: events/s of medians (per-repetition min–max); 'CPU' = the other's CPU µs/event over "
           f"this one's.\ntargets: engine/ceiling ≥ {t['engine/ceiling']}, engine/peer ≥ {t['engine/peer']}, "
           f"p99 ≤ {t['p99_ms']} ms at half the measured maximum, 2 workers ≥ {t['speedup_2w']}× one")
-    comp = report["components_us_per_event"]
-    print("\nper-component cost of the core, µs per event (both tasks, timing wrappers subtracted):")
-    for part, us in comp.items():
-        print(f"  {part:<22} {us:6.2f}")
-    print(f"  {'sum':<22} {sum(v for v in comp.values() if v == v):6.2f}"
-          f"  (the ceiling's CPU: {cpu['ceiling']['median']:.2f} µs/event, without metrics)")
+    for name in names:
+        comp = report["contenders"][name]["components_us_per_event"]
+        print(f"\n{name}: per-component cost of the core, µs per event (both tasks, timing wrappers "
+              "subtracted):")
+        for part, us in comp.items():
+            print(f"  {part:<22} {us:6.2f}")
+        print(f"  {'sum':<22} {sum(v for v in comp.values() if v == v):6.2f}"
+              f"  (the ceiling's CPU: {cpu[f'{name}/ceiling']['median']:.2f} µs/event, without metrics)")
 
 
 # --- profiling ---------------------------------------------------------------------------------

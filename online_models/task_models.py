@@ -50,6 +50,25 @@ DUPLICATE_WINDOW_MS = {task: policy.horizon_ms + policy.grace_ms for task, polic
 #: What :meth:`TaskModels.apply_example` did with an example.
 LEARNED, REPLAYED, DUPLICATE = "learned", "replayed", "duplicate"
 
+#: Which of a task's models one process holds (see ``SCORESTREAM_CHALLENGERS``): every model
+#: (challengers scored inline by each worker), the champion and the anomaly detector (a scoring
+#: worker when challengers are separate), or every classifier scored at learning time
+#: (``scorestream challengers``: the challengers, and a copy of the champion as their yardstick).
+ALL, CHAMPION, CHALLENGERS = "all", "champion", "challengers"
+HOLDS = (ALL, CHAMPION, CHALLENGERS)
+
+
+def held_models(task: str, champion: str, holds: str) -> list[str]:
+    """The registered classifiers a process holding ``holds`` of ``task`` learns, sorted.
+
+    >>> held_models("lead", "logreg", CHAMPION), held_models("lead", "logreg", CHALLENGERS)
+    (['logreg'], ['arf', 'hoeffding', 'logreg', 'rules'])
+    """
+    if holds not in HOLDS:
+        msg = f"unknown holding {holds!r}: expected one of {HOLDS}"
+        raise ValueError(msg)
+    return [champion] if holds == CHAMPION else model_names(task)
+
 
 @dataclass
 class Evaluation:
@@ -104,11 +123,13 @@ class TaskModels:
     from or last saved as (see :mod:`online_models.persistence`); ``seen`` the
     example ids learned lately, and ``duplicates`` how many copies of them were
     skipped (see :mod:`online_models.seen_examples`). All of it is in a snapshot.
+    ``holds`` says which of the task's models these are (:data:`ALL`, :data:`CHAMPION`
+    with the anomaly detector, or :data:`CHALLENGERS`: every classifier, scored at learning time).
     """
 
     def __init__(self, task: str, *, n_trees: int = 10, seed: int = 0, champion: str | None = None,
                  anomaly_threshold: float | None = None, metric_window: int = METRIC_WINDOW,
-                 duplicate_window_ms: int | None = None) -> None:
+                 duplicate_window_ms: int | None = None, holds: str = ALL) -> None:
         if task not in CHAMPIONS:
             msg = f"unknown task {task!r}: expected one of {sorted(CHAMPIONS)}"
             raise ValueError(msg)
@@ -117,11 +138,12 @@ class TaskModels:
         if (task, self.champion) not in MODELS:
             msg = f"champion {self.champion!r} is not a registered {task} model: {model_names(task)}"
             raise ValueError(msg)
+        self.holds = holds
         options = ModelOptions(n_trees=n_trees, seed=seed)
         self.models: dict[str, base.Classifier] = {name: make_model(task, name, options)
-                                                   for name in model_names(task)}
+                                                   for name in held_models(task, self.champion, holds)}
         self.detector: base.AnomalyDetector | None = None
-        if task in ANOMALY_DETECTORS:
+        if task in ANOMALY_DETECTORS and holds != CHALLENGERS:
             self.detector = ANOMALY_DETECTORS[task](seed=seed)
         self.anomaly_threshold = anomaly.check_threshold(
             anomaly.DEFAULT_THRESHOLD if anomaly_threshold is None else anomaly_threshold)
@@ -145,6 +167,26 @@ class TaskModels:
             self.duplicates = 0
         if "learned_by_class" not in state:
             self.learned_by_class = [0, 0]
+        if "holds" not in state:
+            self.holds = ALL
+
+    def keep_only(self, holds: str) -> bool:
+        """Drop the models a process holding ``holds`` does not need; False if one it needs is missing.
+
+        A worker that scored challengers inline and now leaves them to ``scorestream
+        challengers`` keeps its snapshot's champion and detector.
+        """
+        wanted = held_models(self.task, self.champion, holds)
+        if not set(wanted) <= set(self.models) or (holds != CHALLENGERS and self.detector is None
+                                                    and self.task in ANOMALY_DETECTORS):
+            return False
+        for name in set(self.models) - set(wanted):
+            del self.models[name], self.evaluations[name], self.learned[name]
+        if holds == CHALLENGERS and self.detector is not None:
+            self.detector = None
+            del self.evaluations[ANOMALY], self.learned[ANOMALY]
+        self.holds = holds
+        return True
 
     def is_warm(self, per_class: int) -> bool:
         """Whether the models have learned at least ``per_class`` examples of each class.
@@ -159,9 +201,10 @@ class TaskModels:
 
     @property
     def names(self) -> list[str]:
-        """Every scorer: the champion first, then the challengers, then the anomaly detector."""
+        """Every scorer held: the champion first, then the challengers, then the anomaly detector."""
         challengers = sorted(name for name in self.models if name != self.champion)
-        return [self.champion, *challengers, *([ANOMALY] if self.detector is not None else [])]
+        champion = [self.champion] if self.champion in self.models else []
+        return [*champion, *challengers, *([ANOMALY] if self.detector is not None else [])]
 
     def score_one(self, x: Features) -> dict[str, float]:
         """Every model's P(True) for ``x``, champion included; ``hst`` is an anomaly score in [0, 1]."""
@@ -182,9 +225,12 @@ class TaskModels:
         ``SCORESTREAM_CHALLENGERS=0``, or one registered after the event was scored)
         is scored now, before it learns: test-then-train, as River's
         ``evaluate.progressive_val_score`` does, so every model is still judged on
-        examples it had not learned. The anomaly detector learns ``x`` without the label.
+        examples it had not learned. Models held for ``scorestream challengers`` are all
+        scored so, the champion's copy too. The anomaly detector learns ``x`` without the label.
         """
         y = bool(y)
+        if self.holds == CHALLENGERS:  # all judged alike, at learning time (see scored_at)
+            scores = {}
         self.learned_by_class[y] += 1
         for name, model in self.models.items():
             score = scores.get(name)
@@ -224,6 +270,14 @@ class TaskModels:
         self.learn_one(example.features, example.label, example.scores)
         return LEARNED
 
+    @property
+    def scored_at(self) -> str:
+        """When the scores these models are evaluated on were given: when the ``event`` was scored
+        (a worker's models), or when its ``label`` was learned (``scorestream challengers``: each
+        model had then learned the examples that came between, so it judges with some hindsight).
+        """
+        return "label" if self.holds == CHALLENGERS else "event"
+
     def describe(self) -> list[dict[str, Any]]:
         """One row per model for ``scorestream models``: version, examples learned, rolling metrics."""
         rows = []
@@ -236,7 +290,7 @@ class TaskModels:
             evaluation = self.evaluations[name]
             rows.append({
                 "task": self.task, "model": name, "full_name": full_name, "kind": kind,
-                "champion": name == self.champion, "version": self.version,
+                "champion": name == self.champion, "scored": self.scored_at, "version": self.version,
                 "learned": self.learned[name], "evaluated": evaluation.evaluated,
                 **evaluation.as_dict(),
             })
@@ -247,14 +301,14 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     """``describe()`` rows as a plain-text table (what ``scorestream models`` prints).
 
     >>> print(format_table(TaskModels("lead", n_trees=1).describe()))  # doctest: +NORMALIZE_WHITESPACE
-    model           kind        champion  version  learned  evaluated  roc_auc  pr_auc  log_loss
-    lead.logreg     classifier  *               0        0          0        -       -         -
-    lead.arf        classifier                  0        0          0        -       -         -
-    lead.hoeffding  classifier                  0        0          0        -       -         -
-    lead.rules      rules                       0        0          0        -       -         -
+    model           kind        champion  scored  version  learned  evaluated  roc_auc  pr_auc  log_loss
+    lead.logreg     classifier  *         event         0        0          0        -       -         -
+    lead.arf        classifier            event         0        0          0        -       -         -
+    lead.hoeffding  classifier            event         0        0          0        -       -         -
+    lead.rules      rules                 event         0        0          0        -       -         -
     """
-    columns = ("model", "kind", "champion", "version", "learned", "evaluated", "roc_auc", "pr_auc",
-               "log_loss")
+    columns = ("model", "kind", "champion", "scored", "version", "learned", "evaluated", "roc_auc",
+               "pr_auc", "log_loss")
 
     def cell(row: dict[str, Any], column: str) -> str:
         value = row["full_name"] if column == "model" else row[column]
@@ -266,7 +320,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
     table = [list(columns)] + [[cell(row, column) for column in columns] for row in rows]
     widths = [max(len(line[i]) for line in table) for i in range(len(columns))]
-    left = {0, 1, 2}
+    left = {0, 1, 2, 3}
     return "\n".join(
         "  ".join(text.ljust(width) if i in left else text.rjust(width)
                   for i, (text, width) in enumerate(zip(line, widths, strict=True))).rstrip()

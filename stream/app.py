@@ -68,14 +68,14 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None,
     use_batch_consumer(app)
     registry = registry if registry is not None else CollectorRegistry()
     metrics = Metrics.create(registry)
-    models = {name: model_store.load_or_create(name, settings) for name in TASKS}
+    models = {name: model_store.load_or_create(name, settings, settings.worker_holds) for name in TASKS}
     terminals = _add_terminal_view(app, settings, metrics)
     for task in TASKS.values():
         _add_scoring(app, task, settings, metrics, models[task.name],
                      terminals if task.terminal_features else None)
     add_learning(app, settings, metrics, models)
-    _add_metrics_page(app, registry)
-    _quiet_root_logger(app, log_level)
+    add_metrics_page(app, registry)
+    quiet_root_logger(app, log_level)
     return app
 
 
@@ -104,7 +104,6 @@ def _add_scoring(app: faust.App, task: ScoringTask, settings: Settings, metrics:
                       partitions=settings.partitions)
     scorer = BatchScorer(task, settings.fraud_alert_threshold,
                          lateness_ms=int(settings.allowed_lateness_s * 1000), models=models,
-                         challengers=settings.challengers,
                          join_topic=join_topic(settings.app_id, task.name),
                          context=terminals.features if terminals is not None else None,
                          alert_warmup=settings.fraud_alert_warmup)
@@ -186,14 +185,15 @@ def _observe(metrics: Metrics, task: ScoringTask, result: BatchResult, consumed:
         latency_hist.observe(latency)
 
 
-def _add_metrics_page(app: faust.App, registry: CollectorRegistry) -> None:
+def add_metrics_page(app: faust.App, registry: CollectorRegistry) -> None:
+    """``/metrics`` on Faust's web server, in Prometheus' text format."""
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:
         content_type = CONTENT_TYPE_LATEST.split(";")[0]  # aiohttp sets the charset itself
         return web.bytes(generate_latest(registry), content_type=content_type)
 
 
-def _quiet_root_logger(app: faust.App, log_level: str) -> None:
+def quiet_root_logger(app: faust.App, log_level: str) -> None:
     """Undo the DEBUG root logger Faust's terminal spinner sets, which slows the hot path."""
     name = {"warn": "WARNING", "crit": "CRITICAL"}.get(log_level.lower(), log_level.upper())
     level = logging.getLevelName(name)

@@ -1,4 +1,4 @@
-"""The ``scorestream`` console script: broker, topics, worker, simulator, producer and demo.
+"""The ``scorestream`` console script: broker, topics, worker, challengers, simulator, producer, demo.
 
 Every subcommand reads the same :class:`~stream.settings.Settings` from the
 environment; its flags only say what to do, not how the engine is configured.
@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from stream.settings import Settings, document
 
@@ -45,18 +46,34 @@ def _topics(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _worker(args: argparse.Namespace, settings: Settings) -> int:
-    from stream.app import create_app
-
+def _run_faust(command: str, create: Callable[..., Any], args: argparse.Namespace,
+               settings: Settings) -> int:
+    """Run a Faust app's worker, passing Faust's own options through (log level ``warn`` by default)."""
     faust_args = list(args.faust_args)
     if not any(a.startswith(("-l", "--loglevel")) for a in faust_args):
         faust_args = ["--loglevel", "warn", *faust_args]
     level = next((a.split("=", 1)[1] if "=" in a else faust_args[i + 1]
                   for i, a in enumerate(faust_args) if a.startswith(("-l", "--loglevel"))), "warn")
-    app = create_app(settings, log_level=level)
-    sys.argv = ["scorestream worker", "worker", *faust_args]
+    app = create(settings, log_level=level)
+    sys.argv = [f"scorestream {command}", "worker", *faust_args]
     app.main()
     return 0
+
+
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    from stream.app import create_app
+
+    return _run_faust("worker", create_app, args, settings)
+
+
+def _challengers(args: argparse.Namespace, settings: Settings) -> int:
+    if settings.challengers != "separate":
+        print(f"scorestream challengers: SCORESTREAM_CHALLENGERS={settings.challengers}: the workers "
+              "learn the challengers themselves; this process is for 'separate'", file=sys.stderr)
+        return 2
+    from stream.challengers import create_challengers_app
+
+    return _run_faust("challengers", create_challengers_app, args, settings)
 
 
 def _simulate(args: argparse.Namespace, settings: Settings) -> int:
@@ -82,21 +99,24 @@ def _produce(args: argparse.Namespace, settings: Settings) -> int:
 
 def _models(args: argparse.Namespace, settings: Settings) -> int:
     from online_models.persistence import SnapshotError
-    from online_models.task_models import format_table
+    from online_models.task_models import CHALLENGERS, format_table
     from stream import model_store
     from stream.pipeline import TASKS
 
     rows = []
+    holdings = [settings.worker_holds] + ([CHALLENGERS] if settings.challengers == "separate" else [])
     for task in TASKS:
-        try:
-            models = model_store.restore(task, settings)
-        except SnapshotError as exc:
-            print(f"scorestream models: the {task} snapshot is refused: {exc}", file=sys.stderr)
-            return 2
-        if models is None:
-            print(f"{task}: no snapshot yet in {model_store.snapshot_path(settings, task)}")
-            continue
-        rows.extend(models.describe())
+        for holds in holdings:
+            try:
+                models = model_store.restore(task, settings, holds)
+            except SnapshotError as exc:
+                print(f"scorestream models: the {task} snapshot is refused: {exc}", file=sys.stderr)
+                return 2
+            path = model_store.snapshot_path(settings, task, holds)
+            if models is None:
+                print(f"{task}: no snapshot yet in {path}")
+                continue
+            rows.extend(models.describe())
     if rows:
         print(format_table(rows))
     return 0
@@ -130,6 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("faust_args", nargs=argparse.REMAINDER)
     worker.set_defaults(run=_worker)
 
+    challengers = commands.add_parser(
+        "challengers", help="learn and evaluate the challengers off the hot path, one process for"
+        " all workers (SCORESTREAM_CHALLENGERS=separate; extra arguments go to Faust)")
+    challengers.add_argument("faust_args", nargs=argparse.REMAINDER)
+    challengers.set_defaults(run=_challengers)
+
     simulate = commands.add_parser("simulate", help="simulated events, to Kafka or to a file")
     simulate.add_argument("--events", type=int, default=10_000, help="0 means endless")
     simulate.add_argument("--seed", type=int, default=0)
@@ -143,10 +169,11 @@ def build_parser() -> argparse.ArgumentParser:
     produce.set_defaults(run=_produce)
 
     models = commands.add_parser("models", help="each task's models: version, examples learned,"
-                                 " rolling metrics, champion (from the worker's latest snapshot)")
+                                 " rolling metrics, champion (from the latest snapshots of the"
+                                 " worker and of the challengers)")
     models.set_defaults(run=_models)
 
-    demo = commands.add_parser("demo", help="broker + worker + simulator, with live scores")
+    demo = commands.add_parser("demo", help="broker + worker + challengers + simulator, with live scores")
     demo.add_argument("--events", type=int, default=0, help="0 means endless")
     demo.add_argument("--rate", type=float, default=200.0, help="events per second")
     demo.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
@@ -157,9 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
-    if unknown and args.command != "worker":
+    if unknown and args.command not in ("worker", "challengers"):
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
-    if args.command == "worker":  # Faust's own worker options pass through
+    if args.command in ("worker", "challengers"):  # Faust's own worker options pass through
         args.faust_args = [*unknown, *args.faust_args]
     return args.run(args, Settings.from_env())
 

@@ -1,8 +1,9 @@
 """``scorestream demo``: the whole engine on one machine, with live scores in the terminal.
 
-It starts the local broker, creates the topics, runs a worker in a child process,
-streams simulated events into Kafka, and prints what comes out of the score and
-alert topics once a second, until interrupted (or ``--duration`` passes).
+It starts the local broker, creates the topics, runs a worker (and, with the
+challengers separate, ``scorestream challengers``) in child processes, streams
+simulated events into Kafka, and prints what comes out of the score and alert
+topics once a second, until interrupted (or ``--duration`` passes).
 """
 
 from __future__ import annotations
@@ -27,23 +28,24 @@ from stream.settings import Settings
 WATCHED = (topics.LEAD_SCORES, topics.TRANSACTION_SCORES, topics.FRAUD_ALERTS, topics.DEAD_LETTER)
 
 
-def start_worker(settings: Settings) -> subprocess.Popen:
-    """Run ``scorestream worker`` as a child process, its output in the home folder."""
-    log_path = settings.home / "worker.log"
+def start_worker(settings: Settings, command: str = "worker") -> subprocess.Popen:
+    """Run ``scorestream worker`` (or ``challengers``) as a child process, its output in the home folder."""
+    log_path = settings.home / f"{command}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "SCORESTREAM_HOME": str(settings.home)}
     with open(log_path, "ab") as log:
-        return subprocess.Popen([sys.executable, "-m", "stream.cli", "worker"], stdout=log,
+        return subprocess.Popen([sys.executable, "-m", "stream.cli", command], stdout=log,
                                 stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
 
-def wait_for_metrics(settings: Settings, worker: subprocess.Popen, timeout: float = 60) -> str:
-    """Wait until the worker serves ``/metrics``; return its URL."""
-    url = f"http://127.0.0.1:{settings.web_port}/metrics"
+def wait_for_metrics(settings: Settings, worker: subprocess.Popen, timeout: float = 60,
+                     port: int | None = None) -> str:
+    """Wait until the worker (or the process on ``port``) serves ``/metrics``; return its URL."""
+    url = f"http://127.0.0.1:{settings.web_port if port is None else port}/metrics"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if worker.poll() is not None:
-            msg = f"the worker exited with {worker.returncode}; see {settings.home / 'worker.log'}"
+            msg = f"{worker.args[-1]} exited with {worker.returncode}; see the log in {settings.home}"
             raise RuntimeError(msg)
         with contextlib.suppress(OSError):
             with urllib.request.urlopen(url, timeout=1) as response:
@@ -114,18 +116,25 @@ def run_demo(settings: Settings, events: int = 0, rate: float = 200.0,
     print(kafka_local.start(settings))
     created = asyncio.run(admin.create_topics(settings))
     print(f"topics ready ({len(created)} created)")
-    worker = start_worker(settings)
+    children = [start_worker(settings)]
     try:
-        url = wait_for_metrics(settings, worker)
-        print(f"worker running (pid {worker.pid}); metrics at {url}; log {settings.home}/worker.log")
+        url = wait_for_metrics(settings, children[0])
+        print(f"worker running (pid {children[0].pid}); metrics at {url}; log {settings.home}/worker.log")
+        if settings.challengers == "separate":
+            children.append(start_worker(settings, "challengers"))
+            url = wait_for_metrics(settings, children[1], port=settings.challengers_web_port)
+            print(f"challengers running (pid {children[1].pid}); metrics at {url}; "
+                  f"log {settings.home}/challengers.log")
         print(f"simulating {'endless' if not events else events} events at {rate:g}/s; "
               "Ctrl-C to stop")
         asyncio.run(_run(settings, events, rate, duration))
     finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
+        for child in children:
+            os.killpg(child.pid, signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(child.pid, signal.SIGKILL)
     print("worker stopped; the broker keeps running (scorestream kafka stop to stop it)")
     return 0

@@ -1,6 +1,7 @@
 """Faust glue of the learning loop: label routing, the label join, the trainer, model snapshots.
 
-See :mod:`stream.learning` for the logic. Every worker runs the trainer: it reads
+See :mod:`stream.learning` for the logic. Every worker runs the trainer (and so does
+``scorestream challengers``, see :mod:`stream.challengers`): it reads
 the single-partition ``training-examples`` topic in full, with its own consumer
 outside the consumer group, and applies each example once (by offset and by
 example id) to the models the scoring agents use (one process, one event loop:
@@ -58,8 +59,8 @@ def add_learning(app: faust.App, settings: Settings, metrics: Metrics,
         to_join = _raw_topic(app, join_topic(settings.app_id, task), settings, internal=True)
         _add_label_router(app, task, to_join, settings, metrics)
         _add_label_join(app, task, to_join, settings, metrics)
-    _add_trainer(app, settings, metrics, models)
-    _add_snapshots(app, settings, models)
+    add_trainer(app, settings, metrics, models)
+    add_snapshots(app, settings, models)
 
 
 def _add_label_router(app: faust.App, task: str, to_join: faust.TopicT, settings: Settings,
@@ -120,8 +121,9 @@ def _add_label_join(app: faust.App, task: str, to_join: faust.TopicT, settings: 
     add_batch_handler(app, to_join, join)
 
 
-def _add_trainer(app: faust.App, settings: Settings, metrics: Metrics,
-                 models: dict[str, TaskModels]) -> None:
+def add_trainer(app: faust.App, settings: Settings, metrics: Metrics,
+                models: dict[str, TaskModels]) -> None:
+    """Learn ``training-examples`` in full, in order, into ``models`` (a worker's or the challengers')."""
     @app.task
     async def train() -> None:
         consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None,
@@ -161,7 +163,8 @@ def _export_quality(metrics: Metrics, models: dict[str, TaskModels]) -> None:
                 metrics.model_roc_auc.labels(task=row["task"], model=row["model"]).set(row["roc_auc"])
 
 
-def _add_snapshots(app: faust.App, settings: Settings, models: dict[str, TaskModels]) -> None:
+def add_snapshots(app: faust.App, settings: Settings, models: dict[str, TaskModels]) -> None:
+    """Snapshot ``models`` every ``SCORESTREAM_MODEL_SNAPSHOT_INTERVAL_S`` and at shutdown."""
     one_at_a_time = asyncio.Lock()  # a slower earlier child must not rename over a newer snapshot
 
     async def save_all() -> None:

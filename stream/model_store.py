@@ -14,8 +14,7 @@ import secrets
 from pathlib import Path
 
 from online_models import persistence
-from online_models.registry import CHAMPIONS
-from online_models.task_models import TaskModels
+from online_models.task_models import CHALLENGERS, TaskModels
 from stream.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -34,13 +33,17 @@ def signing_key(settings: Settings) -> bytes:
     return path.read_text().strip().encode()
 
 
-def snapshot_path(settings: Settings, task: str) -> Path:
-    return settings.home / "models" / f"{task}.snapshot"
+def snapshot_path(settings: Settings, task: str, holds: str) -> Path:
+    """``<home>/models/<task>.snapshot`` for a scoring worker, ``<task>.challengers.snapshot`` for
+    ``scorestream challengers``.
+    """
+    name = f"{task}.challengers" if holds == CHALLENGERS else task
+    return settings.home / "models" / f"{name}.snapshot"
 
 
 def save(models: TaskModels, settings: Settings) -> Path:
     """Write the next version of ``models``' snapshot."""
-    path = snapshot_path(settings, models.task)
+    path = snapshot_path(settings, models.task, models.holds)
     path.parent.mkdir(parents=True, exist_ok=True)
     blob = persistence.dump(models, signing_key(settings), models.version + 1)
     temporary = path.with_suffix(f".{os.getpid()}.tmp")  # a child and its parent may both write
@@ -78,13 +81,13 @@ async def save_in_child(models: TaskModels, settings: Settings) -> bool:
     return True
 
 
-def restore(task: str, settings: Settings) -> TaskModels | None:
+def restore(task: str, settings: Settings, holds: str) -> TaskModels | None:
     """The task's models from their snapshot, or None when there is none.
 
     A snapshot that fails verification raises :class:`persistence.SnapshotError`:
     the worker refuses to start on models it cannot trust.
     """
-    path = snapshot_path(settings, task)
+    path = snapshot_path(settings, task, holds)
     if not path.exists():
         return None
     models = persistence.load(path.read_bytes(), signing_key(settings), task=task)
@@ -92,16 +95,22 @@ def restore(task: str, settings: Settings) -> TaskModels | None:
     return models
 
 
-def load_or_create(task: str, settings: Settings) -> TaskModels:
-    """The task's restored models, or new ones; the registry's champion is published either way.
+def load_or_create(task: str, settings: Settings, holds: str) -> TaskModels:
+    """The task's restored models, or new ones, holding what ``holds`` says.
 
-    Which model is champion is configuration (``online_models.registry.CHAMPIONS``),
-    not learned state: a snapshot taken under an older choice does not keep it.
+    Which model is champion is configuration (``SCORESTREAM_FRAUD_CHAMPION``,
+    ``SCORESTREAM_LEAD_CHAMPION``), not learned state: a snapshot taken under another
+    choice is used if it has every model now needed (extra ones are dropped); if not,
+    the models start afresh and learn ``training-examples`` again from its start.
     """
-    restored = restore(task, settings)
-    if restored is None:
-        return TaskModels(task, n_trees=settings.arf_trees)
-    if CHAMPIONS[task] in restored.models and restored.champion != CHAMPIONS[task]:
-        log.info("%s champion: %s (was %s in the snapshot)", task, CHAMPIONS[task], restored.champion)
-        restored.champion = CHAMPIONS[task]
-    return restored
+    champion = settings.champion(task)
+    restored = restore(task, settings, holds)
+    if restored is not None:
+        if restored.champion != champion:
+            log.info("%s champion: %s (was %s in the snapshot)", task, champion, restored.champion)
+            restored.champion = champion
+        if restored.keep_only(holds):
+            return restored
+        log.warning("the %s snapshot (v%d) lacks a model the %s process needs: starting afresh from "
+                    "the start of training-examples", task, restored.version, holds)
+    return TaskModels(task, n_trees=settings.arf_trees, champion=champion, holds=holds)

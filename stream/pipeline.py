@@ -204,14 +204,15 @@ def dead_letter_record(source_topic: str, record: InputRecord, error: InvalidEve
 class BatchScorer:
     """Scores batches of one task's records: the champion's score is published, challengers shadow it.
 
-    With ``join_topic`` set, every scored event also yields a snapshot record (its
-    features and every model's score, and the input partition it came from) for
-    the label join, keyed by the join key.
+    Every model ``models`` holds is scored (with challengers separate, the champion and
+    the anomaly detector only: see ``SCORESTREAM_CHALLENGERS``). With ``join_topic`` set,
+    every scored event also yields a snapshot record (its features and those scores,
+    and the input partition it came from) for the label join, keyed by the join key.
     """
 
     def __init__(self, task: ScoringTask, fraud_alert_threshold: float = 0.5,
                  lateness_ms: int = 3_600_000, models: TaskModels | None = None,
-                 challengers: bool = True, join_topic: str | None = None,
+                 join_topic: str | None = None,
                  context: Callable[[Any, int], Features] | None = None,
                  alert_warmup: int = 0) -> None:
         self.task = task
@@ -222,7 +223,6 @@ class BatchScorer:
         #: the newest event time seen: the clock that expires idle keys
         self.newest_ts = 0
         self.models = models if models is not None else TaskModels(task.name)
-        self.challengers = challengers
         self.join_topic = join_topic
         self.alert_threshold = fraud_alert_threshold
         #: alerts only once the models learned this many examples of each class
@@ -317,18 +317,11 @@ class BatchScorer:
         state.partition, state.offset = record.partition, record.offset
         self.newest_ts = max(self.newest_ts, event.ts_ms)
 
-    def _scores(self, values: Features) -> dict[str, float]:
-        """Every model's score (challengers on), or the champion's alone."""
-        if self.challengers:
-            return self.models.score_one(values)
-        champion = self.models.champion
-        return {champion: self.models.models[champion].predict_proba_one(values).get(True, 0.0)}
-
     def _score_one(self, event: Any, state: Any, result: BatchResult, partition: int) -> None:
         values = self.task.features.compute(state, event)
         if self.context is not None:
             values.update(self.context(event, partition))
-        scores = self._scores(values)
+        scores = self.models.score_one(values)
         score = scores[self.models.champion]
         body = {"event_id": event.event_id, "ts": iso_ts(event.ts_ms)}
         for name in self.task.passthrough:

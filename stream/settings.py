@@ -22,6 +22,9 @@ OTHER_VARIABLES = frozenset({"SCORESTREAM_TEST_BOOTSTRAP"})
 
 log = logging.getLogger(__name__)
 
+#: Values of ``SCORESTREAM_CHALLENGERS``.
+CHALLENGER_MODES = ("separate", "inline")
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -72,8 +75,19 @@ class Settings:
     terminal_label_wait_s: float = 2.0
     #: Seconds of wall-clock time between two sweeps that drop idle keys' state.
     state_expiry_interval_s: float = 300.0
-    #: Score every registered model (challengers in shadow) or the champion alone.
-    challengers: bool = True
+    #: Where the challengers live: ``separate`` — each worker scores and learns the champion and
+    #: the anomaly detector only, and one ``scorestream challengers`` process learns every
+    #: classifier (the challengers, and the champion's copy as their yardstick) from
+    #: ``training-examples``, scoring each test-then-train, off the hot path; ``inline`` — every
+    #: worker scores every model on each event (shadow scores in each score message) and learns
+    #: them all.
+    challengers: str = "separate"
+    #: The fraud model whose score is published (empty: the registry's choice, ``arf``).
+    fraud_champion: str = ""
+    #: The lead model whose score is published (empty: the registry's choice, ``logreg``).
+    lead_champion: str = ""
+    #: Port of the ``scorestream challengers`` process's web server (its ``/metrics``).
+    challengers_web_port: int = 6067
     #: Trees of the adaptive random forest (a trained forest of 10 pickles to about 15 MB).
     arf_trees: int = 10
     #: Key (text) that signs model snapshots; empty: a random key kept in ``<home>/model.key``.
@@ -108,11 +122,29 @@ class Settings:
                 continue
             kind = type(field.default)
             try:
-                values[field.name] = _parse_bool(raw) if kind is bool else kind(raw)
+                values[field.name] = kind(raw)
             except ValueError as exc:
                 msg = f"{PREFIX}{field.name.upper()}={raw!r} is not a valid {kind.__name__}"
                 raise ValueError(msg) from exc
         return cls(**values)
+
+    def __post_init__(self) -> None:
+        if self.challengers not in CHALLENGER_MODES:
+            msg = (f"{PREFIX}CHALLENGERS={self.challengers!r}: expected one of "
+                   f"{', '.join(CHALLENGER_MODES)}")
+            raise ValueError(msg)
+
+    def champion(self, task: str) -> str:
+        """The configured champion of a task, else the registry's (``online_models.registry.CHAMPIONS``)."""
+        from online_models.registry import CHAMPIONS  # River loads only for those who need a model
+
+        chosen = self.fraud_champion if task == "fraud" else self.lead_champion
+        return chosen or CHAMPIONS[task]
+
+    @property
+    def worker_holds(self) -> str:
+        """Which models a scoring worker holds (``online_models.task_models.HOLDS``)."""
+        return "champion" if self.challengers == "separate" else "all"
 
     def horizon_days(self, task: str) -> float:
         """The label horizon of a task (``fraud`` or ``lead``), in days of event time."""
@@ -140,17 +172,6 @@ class Settings:
     def worker_dir(self) -> Path:
         """Faust's data directory for the worker (table stores, offsets)."""
         return self.home / "worker"
-
-
-def _parse_bool(raw: str) -> bool:
-    """``1/true/yes/on`` or ``0/false/no/off``, in any case."""
-    lowered = raw.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    msg = f"{raw!r} is not a boolean"
-    raise ValueError(msg)
 
 
 def document() -> str:

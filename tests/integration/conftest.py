@@ -56,7 +56,7 @@ def broker() -> Iterator[Settings]:
 def engine(broker: Settings, tmp_path: Path) -> Settings:
     """Settings for one test: empty Scorestream topics, a fresh app id, a free web port."""
     settings = replace(broker, app_id=f"it-{uuid.uuid4().hex[:8]}", home=tmp_path / "home",
-                       web_port=free_port(), session_timeout_s=6.0)
+                       web_port=free_port(), challengers_web_port=free_port(), session_timeout_s=6.0)
     asyncio.run(admin.delete_topics(settings, prefix="it-"))
     asyncio.run(admin.create_topics(settings))
     return settings
@@ -68,27 +68,30 @@ def settings_env(settings: Settings) -> dict[str, str]:
     for name in ("kafka_bootstrap", "home", "kafka_cache", "partitions", "app_id", "web_port",
                  "fraud_alert_threshold", "batch_size", "session_timeout_s",
                  "allowed_lateness_s", "state_expiry_interval_s", "label_grace_s",
-                 "terminal_delay_days", "terminal_label_wait_s"):
+                 "terminal_delay_days", "terminal_label_wait_s", "challengers",
+                 "challengers_web_port", "fraud_champion", "lead_champion"):
         env["SCORESTREAM_" + name.upper()] = str(getattr(settings, name))
     return env
 
 
 class Worker:
-    """A real ``scorestream worker`` process."""
+    """A real ``scorestream worker`` process (or, with ``command="challengers"``, the challengers')."""
 
-    def __init__(self, settings: Settings, name: str = "worker") -> None:
+    def __init__(self, settings: Settings, name: str = "worker", command: str = "worker") -> None:
         self.settings = settings
+        self.command = command
         self.log_path = settings.home / f"{name}.log"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "stream.cli", "worker"], stdout=log,
+                [sys.executable, "-m", "stream.cli", command], stdout=log,
                 stderr=subprocess.STDOUT, env=settings_env(settings), cwd=REPO,
                 start_new_session=True)
 
     @property
     def metrics_url(self) -> str:
-        return f"http://127.0.0.1:{self.settings.web_port}/metrics"
+        port = self.settings.challengers_web_port if self.command == "challengers" else self.settings.web_port
+        return f"http://127.0.0.1:{port}/metrics"
 
     def wait_ready(self, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout
@@ -130,8 +133,8 @@ def start_worker(engine: Settings) -> Iterator:
     """Start real workers for the test; all are stopped afterwards."""
     workers: list[Worker] = []
 
-    def start(settings: Settings = engine, name: str = "worker") -> Worker:
-        worker = Worker(settings, name)
+    def start(settings: Settings = engine, name: str = "worker", command: str = "worker") -> Worker:
+        worker = Worker(settings, name, command)
         workers.append(worker)
         worker.wait_ready()
         return worker

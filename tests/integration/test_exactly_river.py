@@ -4,7 +4,8 @@ One partition, every label delivered right after its event and joined at once
 (``label_grace_s=0``). Each score message says which training examples its
 models had learned (``training_position``); fresh River models replay
 ``training-examples`` in that order and must give every published score of
-every model to 1e-12.
+every model to 1e-12. With the challengers separate, ``scorestream challengers``
+must end with River's own test-then-train models and metrics, to 1e-12.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from online_models.task_models import CHALLENGERS
 from simulator import write_jsonl
-from stream import admin, topics
-from tests.exactly_river import differences, immediate_labels_stream, moving
+from stream import admin, model_store, topics
+from tests.exactly_river import differences, immediate_labels_stream, moving, river_progressive
 from tests.integration.conftest import consume
 from tests.integration.test_learning_loop import run_cli
 
@@ -52,8 +54,24 @@ async def read_examples(settings) -> list[tuple[int, dict]]:
         await consumer.stop()
 
 
-def test_published_scores_are_rivers_own_loop(engine, start_worker, tmp_path):
-    settings = replace(engine, partitions=1, label_grace_s=0.0)
+def wait_until_learned(process, expected: int, timeout: float = 60) -> None:
+    """Until the process's trainer has learned ``expected`` examples (every task)."""
+    deadline = time.monotonic() + timeout
+    learned = 0.0
+    while time.monotonic() < deadline:
+        learned = sum(v for k, v in process.metrics().items()
+                      if k.startswith("scorestream_examples_learned_total"))
+        if learned >= expected:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"{process.command} learned {learned} of {expected} examples")
+
+
+@pytest.mark.parametrize("challengers", ["inline", "separate"])
+def test_published_scores_are_rivers_own_loop(engine, start_worker, tmp_path, challengers):
+    """Inline, every model's score is published and checked; separate, the champion's and the
+    detector's are, and ``scorestream challengers`` ends with River's own test-then-train models."""
+    settings = replace(engine, partitions=1, label_grace_s=0.0, challengers=challengers)
     asyncio.run(admin.delete_topics(settings, prefix="it-"))
     asyncio.run(admin.create_topics(settings))
     events = immediate_labels_stream(INPUTS, seed=7)
@@ -61,6 +79,7 @@ def test_published_scores_are_rivers_own_loop(engine, start_worker, tmp_path):
     write_jsonl(events, path)
 
     start_worker(settings)
+    shadow = start_worker(settings, "challengers", "challengers") if challengers == "separate" else None
     produced = run_cli(settings, "produce", str(path), "--rate", str(RATE))
     assert produced.returncode == 0, produced.stderr
     scored = consume(settings, (topics.TRANSACTION_SCORES, topics.LEAD_SCORES), INPUTS, timeout=120)
@@ -73,12 +92,15 @@ def test_published_scores_are_rivers_own_loop(engine, start_worker, tmp_path):
         assert [body["event_id"] for body in scores] == sent, "each event scored once, in order"
         learned = [body for _, body in examples if body["task"] == task]
         worst = differences(task, examples, scores)
-        print(f"\n{task}: {len(scores)} scores, {len(learned)} examples "
+        print(f"\n{task} ({challengers}): {len(scores)} scores, {len(learned)} examples "
               f"{dict(Counter((e['cause'], e['label']) for e in learned))}, "
               f"last training position {scores[-1]['training_position']}, max |engine - River| {worst}")
-        assert set(worst) >= {"logreg", "hoeffding", "arf", "rules"}
+        champion = settings.champion(task)
+        published = ({"logreg", "hoeffding", "arf", "rules"} if challengers == "inline"
+                     else {champion}) | ({"hst"} if task == "fraud" else set())
+        assert set(worst) == published
         assert all(difference <= 1e-12 for difference in worst.values()), worst
-        assert all(moving(scores)[name] > 5 for name in ("logreg", "hoeffding", "arf")), moving(scores)
+        assert all(moving(scores)[name] > 5 for name in published - {"rules", "hst"}), moving(scores)
         assert {e["label"] for e in learned} == {True, False}
         if task == "fraud":  # every label learned, in the order of the transactions
             offsets = sorted(offset for offset, body in examples if body["task"] == task)
@@ -90,3 +112,23 @@ def test_published_scores_are_rivers_own_loop(engine, start_worker, tmp_path):
             assert len({body["training_position"] for body in scores}) > 100, "learning went on"
             in_order = [e["event_id"] for e in learned]
             assert in_order == sent[:len(in_order)] and len(in_order) >= len(sent) - 5
+
+    if shadow is not None:
+        wait_until_learned(shadow, len(examples))
+        shadow.stop()  # a snapshot at shutdown: the challengers as they ended
+        for task in ("fraud", "lead"):
+            ours = model_store.restore(task, settings, CHALLENGERS)
+            names = ours.names
+            assert set(names) == {"logreg", "hoeffding", "arf", "rules"}  # the champion's copy too
+            rivers, river_auc = river_progressive(task, names, examples)
+            count = sum(body["task"] == task for _, body in examples)
+            probes = [body["features"] for _, body in examples if body["task"] == task]
+            worst = {name: max(abs(ours.models[name].predict_proba_one(x).get(True, 0.0)
+                                   - rivers[name].predict_proba_one(x).get(True, 0.0)) for x in probes)
+                     for name in names}
+            auc = {name: ours.evaluations[name].roc_auc.get() for name in names}
+            print(f"{task} challengers: {count} examples, max |ours - River| {worst}, "
+                  f"rolling ROC AUC {auc} (River {river_auc})")
+            assert all(ours.learned[name] == ours.evaluations[name].evaluated == count for name in names)
+            assert all(difference <= 1e-12 for difference in worst.values()), worst
+            assert all(abs(auc[name] - river_auc[name]) <= 1e-12 for name in names), (auc, river_auc)

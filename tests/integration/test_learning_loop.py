@@ -54,6 +54,7 @@ def test_every_label_is_learned_once_on_the_scored_features(engine, start_worker
     assert len(fraud_labels) > 50
 
     worker = start_worker()
+    shadow = start_worker(name="challengers", command="challengers")  # the challengers, separate
     assert run_cli(engine, "produce", str(path)).returncode == 0
     scored = consume(engine, (topics.TRANSACTION_SCORES, topics.LEAD_SCORES), n_inputs, timeout=300)
     features_at_scoring = {body["event_id"]: body["features"] for _, body in scored}
@@ -85,21 +86,32 @@ def test_every_label_is_learned_once_on_the_scored_features(engine, start_worker
     assert negatives and not any(e["label"] for e in negatives)
     assert len({(e["task"], e["example_id"]) for e in examples}) == len(examples)
 
-    # every worker learns every example of the topic
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        samples = worker.metrics()
-        learned = sum(v for k, v in samples.items() if k.startswith("scorestream_examples_learned_total"))
-        if learned >= len(examples):
-            break
-        time.sleep(0.5)
-    assert learned == len(examples)
+    # every worker learns every example of the topic, and so does the challengers process
+    for process in (worker, shadow):
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            samples = process.metrics()
+            learned = sum(v for k, v in samples.items()
+                          if k.startswith("scorestream_examples_learned_total"))
+            if learned >= len(examples):
+                break
+            time.sleep(0.5)
+        assert learned == len(examples), process.command
 
     # the models survive a restart: a signed snapshot at shutdown, restored at start
     worker.stop()
+    shadow.stop()
     shown = run_cli(engine, "models")
     assert shown.returncode == 0, shown.stderr
-    assert "fraud" in shown.stdout and "logreg" in shown.stdout and "arf" in shown.stdout
+    print(shown.stdout)
+    listed = {(cells[0], cells[3] if "*" in cells else cells[2]): cells
+              for cells in (line.split() for line in shown.stdout.splitlines()[1:])}
+    # the worker's champions and detector, scored at event time; every classifier at label time
+    assert set(listed) == {("fraud.arf", "event"), ("fraud.hst", "event"), ("lead.logreg", "event")} | {
+        (f"{task}.{name}", "label") for task in ("fraud", "lead")
+        for name in ("logreg", "hoeffding", "arf", "rules")}
+    champions = {name for (name, _), cells in listed.items() if "*" in cells}
+    assert champions == {"fraud.arf", "lead.logreg"}
     restarted = start_worker(name="restarted")
     time.sleep(3)
     again = sum(v for k, v in restarted.metrics().items()
@@ -144,8 +156,8 @@ def test_two_workers_keep_identical_models(engine, start_worker, tmp_path):
     second.stop()
     for task in ("fraud", "lead"):
         probes = [e["features"] for e in examples if e["task"] == task][:50]
-        one = model_store.restore(task, engine)
-        two = model_store.restore(task, second_settings)
+        one = model_store.restore(task, engine, engine.worker_holds)
+        two = model_store.restore(task, second_settings, engine.worker_holds)
         assert one.learned == two.learned
         for x in probes:
             assert one.score_one(x) == two.score_one(x), "replicas must stay identical"

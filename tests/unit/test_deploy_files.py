@@ -35,6 +35,8 @@ from typing import Any
 import pytest
 import yaml
 
+from stream.settings import Settings
+
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
@@ -47,10 +49,11 @@ GRAFANA_DATASOURCES = ROOT / "grafana" / "provisioning" / "datasources" / "prome
 GRAFANA_PROVIDERS = ROOT / "grafana" / "provisioning" / "dashboards" / "dashboards.yml"
 DASHBOARD = ROOT / "grafana" / "dashboards" / "scorestream.json"
 
-APP_SERVICES = ("topics", "worker", "simulator")
+APP_SERVICES = ("topics", "worker", "challengers", "simulator")
 SERVICES = {"kafka", *APP_SERVICES, "prometheus", "grafana"}
 KAFKA_IMAGE = "apache/kafka:3.9.1"
 WEB_PORT = 6066
+CHALLENGERS_WEB_PORT = 6067
 
 #: The metrics the worker exports, with their labels: the contract the dashboard and
 #: the alerts rely on (checked against stream/metrics.py below).
@@ -375,7 +378,7 @@ def test_compose_services_and_images(services: dict[str, dict[str, Any]]) -> Non
         assert ":" in image and not image.endswith(":latest"), f"{name}: pin the image tag"
         assert "build" not in services[name]
     images = {services[name]["image"] for name in APP_SERVICES}
-    assert len(images) == 1, "topics, worker and simulator run one Scorestream image"
+    assert len(images) == 1, "topics, worker, challengers and simulator run one Scorestream image"
     for name in APP_SERVICES:
         build = services[name]["build"]
         assert build["context"] == "."
@@ -387,6 +390,7 @@ def test_compose_commands(services: dict[str, dict[str, Any]]) -> None:
     # One-shot; a bare `no` would be YAML's false, which Compose rejects.
     assert services["topics"]["restart"] == "no"
     assert services["worker"]["command"] == ["worker"]
+    assert services["challengers"]["command"] == ["challengers"]
     simulate = services["simulator"]["command"]
     assert simulate[0] == "simulate"
     options = dict(zip(simulate[1::2], simulate[2::2], strict=True))
@@ -403,6 +407,7 @@ def test_compose_start_order(services: dict[str, dict[str, Any]]) -> None:
     assert conditions["kafka"] == {}
     assert conditions["topics"] == {"kafka": "service_healthy"}
     assert conditions["worker"] == {"topics": "service_completed_successfully"}
+    assert conditions["challengers"] == {"topics": "service_completed_successfully"}
     # Events flow once the worker serves /metrics, so its latency starts without a backlog.
     assert conditions["simulator"] == {
         "topics": "service_completed_successfully",
@@ -495,7 +500,7 @@ def test_worker_port_is_consistent(services: dict[str, dict[str, Any]]) -> None:
     assert f"127.0.0.1:{WEB_PORT}/metrics" in " ".join(worker["healthcheck"]["test"])
 
     exposed = [args for keyword, args in _dockerfile_instructions() if keyword == "EXPOSE"]
-    assert exposed == [str(WEB_PORT)]
+    assert exposed == [f"{WEB_PORT} {CHALLENGERS_WEB_PORT}"]
 
     (scrape,) = (
         s for s in _yaml(PROMETHEUS_CONFIG)["scrape_configs"] if s["job_name"] == _worker_job()
@@ -504,6 +509,20 @@ def test_worker_port_is_consistent(services: dict[str, dict[str, Any]]) -> None:
     targets = [t for static in scrape["static_configs"] for t in static["targets"]]
     assert targets == [f"worker:{WEB_PORT}"]
     assert float(scrape.get("scrape_interval", "0s").rstrip("s")) == 5
+
+
+def test_challengers_port_is_consistent(services: dict[str, dict[str, Any]]) -> None:
+    challengers = services["challengers"]
+    port = CHALLENGERS_WEB_PORT
+    assert Settings().challengers_web_port == port
+    assert {container for _ip, _host, container in _ports(challengers)} == {port}
+    assert f"127.0.0.1:{port}/metrics" in " ".join(challengers["healthcheck"]["test"])
+    # its own volume: its snapshots are not the worker's
+    assert _mounts(challengers) and not set(_mounts(challengers)) & set(_mounts(services["worker"]))
+    scrapes = {s["job_name"]: s for s in _yaml(PROMETHEUS_CONFIG)["scrape_configs"]}
+    targets = [t for static in scrapes["scorestream-challengers"]["static_configs"]
+               for t in static["targets"]]
+    assert targets == [f"challengers:{port}"]
 
 
 def test_compose_ports_and_volumes(

@@ -18,7 +18,7 @@ from online_models.label_join import (
 )
 from online_models.registry import PRIORS
 from online_models.rules import FraudRules, LeadRules
-from online_models.task_models import ANOMALY, TaskModels, format_table
+from online_models.task_models import ANOMALY, CHALLENGERS, CHAMPION, TaskModels, format_table
 from online_models.testing import labelled_stream
 
 T0 = 1_767_225_600_000
@@ -186,6 +186,38 @@ def test_a_model_missing_from_the_scores_is_scored_before_it_learns():
     assert rows["arf"]["evaluated"] == rows["arf"]["learned"] == 300
     # scored just before learning is what scoring at once would have given
     assert shadowless.describe() == full.describe()
+
+
+@pytest.mark.parametrize("task", ["fraud", "lead"])
+def test_a_champion_worker_and_the_challengers_process_together_are_the_whole_task(task):
+    # challengers separate: the worker scores (and sends) the champion's and detector's scores,
+    # the challengers process scores every classifier at learning time; both learn every example
+    full = TaskModels(task, n_trees=2)
+    worker, challengers = TaskModels(task, n_trees=2, holds=CHAMPION), TaskModels(task, n_trees=2,
+                                                                                  holds=CHALLENGERS)
+    assert sorted(set(worker.names + challengers.names)) == sorted(full.names)
+    assert ANOMALY not in challengers.names and challengers.names[0] == worker.champion
+    for x, y in labelled_stream(task, 400, seed=3):
+        full.learn_one(x, y, full.score_one(x))
+        scores = worker.score_one(x)
+        assert set(scores) == set(worker.names)
+        worker.learn_one(x, y, scores)
+        challengers.learn_one(x, y, {})  # examples carry the worker's scores: not used here
+    rows = {row["model"]: row for row in full.describe()}
+    assert {row["model"]: row for row in worker.describe()} == {n: rows[n] for n in worker.names}
+    # labels at once: scored at learning time is what scoring at once would have given
+    assert {row["model"]: row for row in challengers.describe()} == {
+        name: {**rows[name], "scored": "label"} for name in challengers.names}
+    assert challengers.scored_at == "label" and worker.scored_at == full.scored_at == "event"
+
+
+def test_the_challengers_process_scores_every_model_itself_even_the_champion_s_copy():
+    given, ignored = (TaskModels("lead", n_trees=1, holds=CHALLENGERS) for _ in range(2))
+    for x, y in labelled_stream("lead", 200, seed=4):
+        given.learn_one(x, y, dict.fromkeys(given.names, 0.5))  # the worker's scores at event time
+        ignored.learn_one(x, y, {})
+    assert given.describe() == ignored.describe()
+    assert given.describe()[0]["model"] == "logreg" and given.describe()[0]["roc_auc"] != 0.5
 
 
 def test_describe_lists_every_model_champion_first():

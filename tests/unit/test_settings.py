@@ -8,8 +8,28 @@ from stream.settings import Settings
 
 
 def test_values_are_typed():
-    settings = Settings.from_env({"SCORESTREAM_PARTITIONS": "8", "SCORESTREAM_CHALLENGERS": "0"})
-    assert settings.partitions == 8 and settings.challengers is False
+    settings = Settings.from_env({"SCORESTREAM_PARTITIONS": "8", "SCORESTREAM_CHALLENGERS": "inline",
+                                  "SCORESTREAM_LABEL_GRACE_S": "0.5"})
+    assert settings.partitions == 8 and settings.challengers == "inline"
+    assert settings.label_grace_s == 0.5 and settings.worker_holds == "all"
+
+
+def test_challengers_are_separate_or_inline():
+    assert Settings().challengers == "separate" and Settings().worker_holds == "champion"
+    with pytest.raises(ValueError, match="SCORESTREAM_CHALLENGERS='0': expected one of separate, inline"):
+        Settings.from_env({"SCORESTREAM_CHALLENGERS": "0"})
+
+
+def test_worker_holds_names_a_holding_of_the_task_models():
+    from online_models.task_models import HOLDS
+
+    assert {Settings(challengers=mode).worker_holds for mode in ("separate", "inline")} <= set(HOLDS)
+
+
+def test_the_champion_is_the_registry_s_unless_configured():
+    settings = Settings.from_env({"SCORESTREAM_FRAUD_CHAMPION": "logreg"})
+    assert settings.champion("fraud") == "logreg" and settings.champion("lead") == "logreg"
+    assert Settings().champion("fraud") == "arf"
 
 
 def test_an_invalid_value_is_refused_with_its_name():
