@@ -21,7 +21,7 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from features.time import DAY
 from online_models.task_models import TaskModels
-from simulator import simulate
+from simulator import SimulatorConfig, simulate
 from stream import admin, topics
 from stream.events import Transaction
 from stream.pipeline import BatchScorer, ScoringTask
@@ -103,20 +103,37 @@ class Event:
     event_id: str
 
 
-def make_events(count: int, seed: int, partitions: int) -> list[Event]:
-    """``count`` simulated input events (web events and transactions), in simulator order."""
+#: The hot path benchmark's stream: labels come within minutes (fraud labels within 7, conversions
+#: within 6 after the session), inside the 15-minute label horizons the engine is run with
+#: (``bench.engine.STEADY_STATE_ENV``), so that the examples it learns hold frauds and conversions
+#: at the stream's rates, as at steady state, not only the horizon's negatives.
+HOTPATH_SIMULATOR = SimulatorConfig(fraud_label_delay_days=(0.0, 0.005), conversion_delay_hours=(0.0, 0.1))
+
+
+def make_events(count: int, seed: int, partitions: int, labels: bool = False,
+                config: SimulatorConfig | None = None) -> list[Event]:
+    """``count`` simulated input events (web events and transactions), in simulator order; with
+    ``labels``, the fraud labels and conversions the simulator sends meanwhile too (on top)."""
     partitioner = DefaultPartitioner()
     all_partitions = list(range(partitions))
+    wanted = topics.INPUT_TOPICS + (topics.LABEL_TOPICS if labels else ())
     out: list[Event] = []
-    for raw in simulate(None, seed=seed):
-        if raw["topic"] not in topics.INPUT_TOPICS:
+    inputs = 0
+    for raw in simulate(None, seed=seed, config=config):
+        if raw["topic"] not in wanted:
             continue
         topic, key, value, ts = to_record(raw)
         out.append(Event(topic, key, value, ts, partitioner(key, all_partitions, all_partitions),
-                         raw["event_id"]))
-        if len(out) >= count:
+                         raw.get("event_id", "")))
+        inputs += topic in topics.INPUT_TOPICS
+        if inputs >= count:
             return out
     return out
+
+
+def inputs_only(events: list[Event]) -> list[Event]:
+    """The input events (web events and transactions) of ``events``."""
+    return [e for e in events if e.topic in topics.INPUT_TOPICS]
 
 
 def pct(values: Sequence[float], q: float) -> float:

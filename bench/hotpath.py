@@ -34,8 +34,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.ceiling import run_ceiling, run_components
-from bench.common import REPO, bench_settings, load, make_events, recreate_topics, summary
+from bench.common import (
+    HOTPATH_SIMULATOR,
+    REPO,
+    bench_settings,
+    inputs_only,
+    load,
+    make_events,
+    recreate_topics,
+    summary,
+)
 from bench.engine import ENGINE_CMD, EngineRun, run_engine, run_floor, run_peer
+from bench.river_loop import run_river_loop, truth
 from bench.transport import run_transport
 from stream import topics
 from stream.settings import Settings
@@ -58,7 +68,10 @@ CONTENDERS: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
     "engine+switch": (KNOBS, {"BENCH_SWITCH_INTERVAL": "0.0005"}),
 }
 DEFAULT_CONTENDERS = ("engine", "engine+lr-champions", "engine+inline")
-TARGETS = {"engine/ceiling": 0.5, "engine/peer": 1.0, "p99_ms": 25.0, "speedup_2w": 1.8}
+#: Seed of the benchmark's simulated stream.
+SEED = 3
+#: engine/river: with ARF as champion, within 15 % of River's own loop (``bench/river_loop.py``)
+TARGETS = {"engine/ceiling": 0.5, "engine/peer": 1.0, "p99_ms": 25.0, "speedup_2w": 1.8, "engine/river": 0.85}
 
 
 def machine() -> dict[str, object]:
@@ -106,8 +119,13 @@ def main(argv: list[str] | None = None) -> int:
     settings = bench_settings()
     partitions = settings.partitions
     started = time.monotonic()
-    backlog = make_events(args.events, seed=3, partitions=partitions)
-    pool = make_events(args.events + 200_000, seed=3, partitions=partitions)[args.events:]
+    # the engine's backlog holds the labels too (within its 15-minute horizons); the rest read inputs
+    backlog = make_events(args.events, seed=SEED, partitions=partitions, labels=True,
+                          config=HOTPATH_SIMULATOR)
+    inputs = inputs_only(backlog)
+    labels = truth(inputs, SEED, HOTPATH_SIMULATOR)
+    pool = make_events(args.events + 200_000, seed=SEED, partitions=partitions,
+                       config=HOTPATH_SIMULATOR)[args.events:]
     if args.profile:
         return profile(names, settings, backlog)
 
@@ -118,22 +136,24 @@ def main(argv: list[str] | None = None) -> int:
           + (" (engine code modified in the work tree)" if info["engine_code_modified"] else "")
           + f"; load average {info['load_average'][0]:.2f}", flush=True)
     mix = collections.Counter(e.topic for e in backlog)
-    print(f"backlog {len(backlog)} events ({dict(mix)}), batch {settings.batch_size}, "
+    print(f"backlog {len(inputs)} input events and their labels ({dict(mix)}), batch {settings.batch_size}, "
           f"{partitions} partitions, {args.reps} repetitions", flush=True)
 
     raw: dict[str, list] = collections.defaultdict(list)
     for rep in range(args.reps):
         print(f"-- repetition {rep + 1}/{args.reps}", flush=True)
         asyncio.run(recreate_topics(settings, topics.INPUT_TOPICS))
-        asyncio.run(load(settings, backlog))
-        raw["transport"].append(asyncio.run(run_transport(settings, len(backlog))))
+        asyncio.run(load(settings, inputs))
+        raw["transport"].append(asyncio.run(run_transport(settings, len(inputs))))
         _note("transport", raw["transport"][-1])
         for name in names:
             cmd, env = CONTENDERS[name]
-            raw[f"{name}/ceiling"].append(run_ceiling(backlog, bench_settings(env)))
+            raw[f"{name}/ceiling"].append(run_ceiling(inputs, bench_settings(env)))
             _note(f"{name}: ceiling", raw[f"{name}/ceiling"][-1])
+            raw[f"{name}/river"].append(run_river_loop(inputs, bench_settings(env), labels))
+            _note(f"{name}: River's own loop", raw[f"{name}/river"][-1])
             # loaded for the transport; an engine run since has emptied the input topics
-            raw[f"{name}/peer"].append(run_peer(settings, backlog, preloaded=name == names[0],
+            raw[f"{name}/peer"].append(run_peer(settings, inputs, preloaded=name == names[0],
                                                 extra_env=env).__dict__)
             _note(f"{name}: peer (Quix Streams)", raw[f"{name}/peer"][-1])
             run = run_engine(cmd, settings, backlog, workers=1, paced_pool=pool,
@@ -151,11 +171,11 @@ def main(argv: list[str] | None = None) -> int:
                 raw[f"{name}/2w"].append(run2.__dict__)
                 _note(f"{name} 2 workers", run2)
     for name in names:
-        raw[f"{name}/components"].append(run_components(backlog, bench_settings(CONTENDERS[name][1])))
+        raw[f"{name}/components"].append(run_components(inputs, bench_settings(CONTENDERS[name][1])))
 
     report = build_report(raw, names, not args.no_scale)
     report["machine"] = info
-    report["config"] = {"events": len(backlog), "mix": dict(mix), "batch_size": settings.batch_size,
+    report["config"] = {"events": len(inputs), "mix": dict(mix), "batch_size": settings.batch_size,
                         "partitions": partitions, "reps": args.reps, "paced_seconds": args.paced_seconds,
                         "contenders": {n: {"cmd": " ".join(Path(c).name if i == 0 else c
                                                            for i, c in enumerate(CONTENDERS[n][0])),
@@ -219,7 +239,8 @@ def build_report(raw: dict[str, list], names: list[str], scale: bool) -> dict[st
             "components_us_per_event": raw[f"{name}/components"][0],
         }
         ratios = {}
-        baselines = {"ceiling": f"{name}/ceiling", "transport": "transport", "peer": f"{name}/peer"}
+        baselines = {"ceiling": f"{name}/ceiling", "transport": "transport", "peer": f"{name}/peer",
+                     "river": f"{name}/river"}
         for peer, key in baselines.items():
             per_rep = [e["events_per_s"] / p["events_per_s"] for e, p in zip(one, raw[key], strict=False)]
             ratios[f"engine/{peer}"] = {**summary(per_rep),
@@ -241,6 +262,8 @@ def build_report(raw: dict[str, list], names: list[str], scale: bool) -> dict[st
         checks = {"engine/ceiling": ratios["engine/ceiling"]["of_medians"] >= TARGETS["engine/ceiling"],
                   "engine/peer": ratios["engine/peer"]["of_medians"] >= TARGETS["engine/peer"],
                   "p99_ms": entry["latency_ms"]["p99"]["median"] <= TARGETS["p99_ms"]}
+        if Settings.from_env(CONTENDERS[name][1]).champion("fraud") == "arf":
+            checks["engine/river"] = ratios["engine/river"]["of_medians"] >= TARGETS["engine/river"]
         if scale:
             checks["speedup_2w"] = ratios["speedup_2w"]["of_medians"] >= TARGETS["speedup_2w"]
         entry["meets_target"] = checks
@@ -281,6 +304,8 @@ def print_report(report: dict, names: list[str]) -> None:
         row(f"{name}: ceiling, pure batch core, no Kafka", f"{name}/ceiling",
             "one process, tight loop, the worker's models")
         row(f"{name}: peer, Quix Streams, same scoring", f"{name}/peer", "RocksDB state + changelog")
+        row(f"{name}: River's own loop", f"{name}/river",
+            "predict then learn every event, the worker's models, features precomputed")
         flag = f" ({entry['incomplete_runs']} run(s) incomplete)" if entry["incomplete_runs"] else ""
         row(f"{name}: 1 worker{flag}", f"{name}/1w",
             f"latency at {entry['paced_rate']['median']:,.0f}/s: p50 {_fmt(lat['p50'], digits=1)}, "
@@ -304,14 +329,14 @@ def print_report(report: dict, names: list[str]) -> None:
             print(f"| {name}: `scorestream challengers` beside it | | "
                   f"{_fmt(entry['challengers_cpu_us_per_event'], digits=1)} | caught up "
                   f"{_fmt(shadow, ' s', digits=1)} after the worker had learned every example |")
-    print("\n| contender | engine/ceiling | engine/transport | engine/peer | 2 workers / 1 | p99 ms "
-          "(half max; fixed rate) | targets met (events/s) |")
-    print("|---|---|---|---|---|---|---|")
+    print("\n| contender | engine/ceiling | engine/transport | engine/peer | engine/river | 2 workers / 1 "
+          "| p99 ms (half max; fixed rate) | targets met (events/s) |")
+    print("|---|---|---|---|---|---|---|---|")
     for name in names:
         entry = report["contenders"][name]
         r, c = entry["ratios"], entry["cpu_ratios"]
         cells = [f"{r[k]['of_medians']:.3f} ({r[k]['min']:.3f}–{r[k]['max']:.3f}); CPU {c[k]:.3f}"
-                 for k in ("engine/ceiling", "engine/transport", "engine/peer")]
+                 for k in ("engine/ceiling", "engine/transport", "engine/peer", "engine/river")]
         cells.append(f"{r['speedup_2w']['of_medians']:.2f}; CPU/event ×{c['cpu_2w/cpu_1w']:.2f}"
                      if "speedup_2w" in r else "-")
         cells.append(f"{entry['latency_ms']['p99']['median']:.1f}; "
@@ -322,7 +347,8 @@ def print_report(report: dict, names: list[str]) -> None:
     t = report["targets"]
     print(f"\nratios: events/s of medians (per-repetition min–max); 'CPU' = the other's CPU µs/event over "
           f"this one's.\ntargets: engine/ceiling ≥ {t['engine/ceiling']}, engine/peer ≥ {t['engine/peer']}, "
-          f"p99 ≤ {t['p99_ms']} ms at half the measured maximum, 2 workers ≥ {t['speedup_2w']}× one")
+          f"p99 ≤ {t['p99_ms']} ms at half the measured maximum, 2 workers ≥ {t['speedup_2w']}× one, "
+          f"with ARF as champion engine/river ≥ {t['engine/river']}")
     for name in names:
         comp = report["contenders"][name]["components_us_per_event"]
         print(f"\n{name}: per-component cost of the core, µs per event (both tasks, timing wrappers "
