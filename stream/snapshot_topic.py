@@ -140,7 +140,11 @@ class SnapshotPublisher:
         if self._producer is None:
             producer = AIOKafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap, acks="all",
                                         max_request_size=MAX_RECORD_BYTES, linger_ms=0)
-            await producer.start()
+            try:
+                await producer.start()
+            except Exception:
+                await producer.stop()  # its half-open connections; the next publish starts anew
+                raise
             self._producer = producer
         return self._producer
 
