@@ -17,6 +17,12 @@ topic's single partition:
    publish of the name and, after its first, the chunks it found at start written
    before the name's newest manifest (older snapshots, and crashed publishes).
 
+One case is left open: chunks found at start belonging to another process's publish
+still under way, whose manifest lands after this process's first publish (a publish
+lasting longer than the time between that start and that publish). They are deleted,
+and until the next publish of that name its newest manifest is incomplete: readers
+fall back to the local snapshot. Nothing is read that should not be.
+
 A reader keeps the last value of each key, as compaction will, and every manifest
 it met; it takes the newest (position in ``training-examples``, then version) whose
 chunks are all there and join up to its SHA-256 (:func:`~online_models.persistence.join_chunks`
