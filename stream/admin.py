@@ -19,6 +19,9 @@ async def _existing_partitions(admin: AIOKafkaAdminClient) -> dict[str, int]:
 async def create_topics(settings: Settings, names: tuple[str, ...] | None = None) -> list[str]:
     """Create the missing topics (default: all, and the app's internal ones); return those created.
 
+    The app's changelogs and its model snapshot topic are compacted; the snapshot topic
+    has one partition whatever ``SCORESTREAM_PARTITIONS`` says.
+
     Records carry their event time as Kafka timestamp, so time retention is off by
     default (``SCORESTREAM_TOPIC_RETENTION_MS``) and size retention bounds the disk.
 
@@ -26,13 +29,15 @@ async def create_topics(settings: Settings, names: tuple[str, ...] | None = None
     need input and changelog topics to agree.
     """
     changelogs = topics.changelog_topics(settings.app_id)
+    snapshots = topics.snapshot_topic(settings.app_id)
     if names is None:
-        names = topics.ALL_TOPICS + topics.app_topics(settings.app_id) + changelogs
+        names = topics.ALL_TOPICS + topics.app_topics(settings.app_id) + changelogs + (snapshots,)
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     await admin.start()
     try:
         existing = await _existing_partitions(admin)
-        wanted = {n: topics.FIXED_PARTITIONS.get(n, settings.partitions) for n in names}
+        fixed = {**topics.FIXED_PARTITIONS, snapshots: 1}
+        wanted = {n: fixed.get(n, settings.partitions) for n in names}
         wrong = {n: existing[n] for n in names if n in existing and existing[n] != wanted[n]}
         if wrong:
             msg = (f"topics exist with another partition count than {settings.partitions}: {wrong};"
@@ -42,9 +47,9 @@ async def create_topics(settings: Settings, names: tuple[str, ...] | None = None
         if missing:
             config = {"retention.ms": str(settings.topic_retention_ms),
                       "retention.bytes": str(settings.topic_retention_bytes)}
-            compacted = {"cleanup.policy": "compact"}
-            new = [NewTopic(n, wanted[n], 1, topic_configs=compacted if n in changelogs else config)
-                   for n in missing]
+            configs = {n: {"cleanup.policy": "compact"} for n in changelogs}
+            configs[snapshots] = topics.SNAPSHOT_TOPIC_CONFIG
+            new = [NewTopic(n, wanted[n], 1, topic_configs=configs.get(n, config)) for n in missing]
             try:
                 await admin.create_topics(new)
             except TopicAlreadyExistsError:

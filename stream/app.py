@@ -27,7 +27,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from features.time import DAY
 from online_models.task_models import TaskModels
-from stream import model_store
+from stream import snapshot_topic
 from stream.batching import Delivery, Outgoing, Prepare, add_batch_handler, use_batch_consumer
 from stream.events import InvalidEvent
 from stream.learning import join_topic
@@ -68,12 +68,12 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None,
     use_batch_consumer(app)
     registry = registry if registry is not None else CollectorRegistry()
     metrics = Metrics.create(registry)
-    models = {name: model_store.load_or_create(name, settings, settings.worker_holds) for name in TASKS}
+    models, publisher = snapshot_topic.load_models(settings, TASKS, settings.worker_holds)
     terminals = _add_terminal_view(app, settings, metrics)
     for task in TASKS.values():
         _add_scoring(app, task, settings, metrics, models[task.name],
                      terminals if task.terminal_features else None)
-    add_learning(app, settings, metrics, models)
+    add_learning(app, settings, metrics, models, publisher)
     add_metrics_page(app, registry)
     quiet_root_logger(app, log_level)
     return app

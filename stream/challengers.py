@@ -19,7 +19,8 @@ worker's live champion, ``label`` here), and ``bench.quality`` scores every mode
 scoring time to choose champions.
 
 It is a Faust app of its own (its own id, web server and ``/metrics``), with no
-input topic: nothing to rebalance. Its snapshots are ``<task>.challengers.snapshot``.
+input topic: nothing to rebalance. Its snapshots are ``<task>.challengers.snapshot`` (and
+``<task>.challengers`` in the snapshot topic).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import faust
 from prometheus_client import CollectorRegistry
 
 from online_models.task_models import CHALLENGERS
-from stream import model_store
+from stream import snapshot_topic
 from stream.app import add_metrics_page, quiet_root_logger
 from stream.learning_agents import add_snapshots, add_trainer
 from stream.metrics import Metrics
@@ -52,9 +53,9 @@ def create_challengers_app(settings: Settings, registry: CollectorRegistry | Non
     )
     registry = registry if registry is not None else CollectorRegistry()
     metrics = Metrics.create(registry)
-    models = {task: model_store.load_or_create(task, settings, CHALLENGERS) for task in TASKS}
+    models, publisher = snapshot_topic.load_models(settings, TASKS, CHALLENGERS)
     add_trainer(app, settings, metrics, models)
-    add_snapshots(app, settings, models)
+    add_snapshots(app, settings, metrics, models, publisher)
     add_metrics_page(app, registry)
     quiet_root_logger(app, log_level)
     return app

@@ -6,7 +6,9 @@ the single-partition ``training-examples`` topic in full, with its own consumer
 outside the consumer group, and applies each example once (by offset and by
 example id) to the models the scoring agents use (one process, one event loop:
 no locks). All replicas see the same examples in the same order and stay
-identical; snapshots only shorten the replay at start.
+identical; snapshots shorten the replay at start, and those published to the
+snapshot topic (:mod:`stream.snapshot_topic`) let a worker on a new machine start
+from them rather than from whatever retention left of ``training-examples``.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from stream.learning import (
 from stream.metrics import Metrics
 from stream.pipeline import InputRecord
 from stream.settings import Settings
+from stream.snapshot_topic import SnapshotPublisher
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +56,14 @@ def _raw_topic(app: faust.App, name: str, settings: Settings, **options: object)
 
 
 def add_learning(app: faust.App, settings: Settings, metrics: Metrics,
-                 models: dict[str, TaskModels]) -> None:
+                 models: dict[str, TaskModels], publisher: SnapshotPublisher | None) -> None:
     """Label routing and the label join for every task, the trainer, and model snapshots."""
     for task in models:
         to_join = _raw_topic(app, join_topic(settings.app_id, task), settings, internal=True)
         _add_label_router(app, task, to_join, settings, metrics)
         _add_label_join(app, task, to_join, settings, metrics)
     add_trainer(app, settings, metrics, models)
-    add_snapshots(app, settings, models)
+    add_snapshots(app, settings, metrics, models, publisher)
 
 
 def _add_label_router(app: faust.App, task: str, to_join: faust.TopicT, settings: Settings,
@@ -163,17 +166,22 @@ def _export_quality(metrics: Metrics, models: dict[str, TaskModels]) -> None:
                 metrics.model_roc_auc.labels(task=row["task"], model=row["model"]).set(row["roc_auc"])
 
 
-def add_snapshots(app: faust.App, settings: Settings, models: dict[str, TaskModels]) -> None:
-    """Snapshot ``models`` every ``SCORESTREAM_MODEL_SNAPSHOT_INTERVAL_S`` and at shutdown."""
+def add_snapshots(app: faust.App, settings: Settings, metrics: Metrics, models: dict[str, TaskModels],
+                  publisher: SnapshotPublisher | None) -> None:
+    """Snapshot ``models`` every ``SCORESTREAM_MODEL_SNAPSHOT_INTERVAL_S`` and at shutdown; each
+    snapshot saved is also published to the snapshot topic (unless ``publisher`` is None)."""
     one_at_a_time = asyncio.Lock()  # a slower earlier child must not rename over a newer snapshot
 
     async def save_all() -> None:
         async with one_at_a_time:
             for task_models in models.values():  # a forked child pickles; scoring goes on
                 try:
-                    await model_store.save_in_child(task_models, settings)
+                    saved = await model_store.save_in_child(task_models, settings)
                 except OSError as error:  # a full disk, no fork: the next try may work
                     log.error("could not save the %s models: %s", task_models.task, error)
+                    continue
+                if saved and publisher is not None:
+                    await _publish(publisher, metrics, task_models)
 
     @app.timer(interval=settings.model_snapshot_interval_s)
     async def snapshot_models() -> None:
@@ -182,3 +190,19 @@ def add_snapshots(app: faust.App, settings: Settings, models: dict[str, TaskMode
     @app.on_before_shutdown.connect
     async def snapshot_on_shutdown(sender: object, **kwargs: object) -> None:
         await save_all()
+        if publisher is not None:
+            await publisher.stop()
+
+
+async def _publish(publisher: SnapshotPublisher, metrics: Metrics, task_models: TaskModels) -> None:
+    """Publish the snapshot just saved; a failure is logged and counted (the local one is there)."""
+    name = model_store.snapshot_name(task_models.task, task_models.holds)
+    started = time.monotonic()
+    try:
+        await publisher.publish(name, model_store.snapshot_path(publisher.settings, task_models.task,
+                                                                task_models.holds))
+    except Exception as error:  # Kafka away, a timeout: the next snapshot tries again
+        metrics.snapshot_publish_failures.labels(snapshot=name).inc()
+        log.error("could not publish the %s snapshot to %s: %r", name, publisher.topic, error)
+        return
+    metrics.snapshot_publish.labels(snapshot=name).observe(time.monotonic() - started)

@@ -42,6 +42,8 @@ class Metrics(NamedTuple):
     terminal_quiet_releases: Counter
     late_labels: Counter
     terminal_transactions: Gauge
+    snapshot_publish: Histogram
+    snapshot_publish_failures: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> Metrics:
@@ -118,4 +120,12 @@ class Metrics(NamedTuple):
             terminal_transactions=Gauge(
                 "scorestream_terminal_transactions", "Transactions the terminal view holds.",
                 registry=registry),
+            snapshot_publish=Histogram(
+                "scorestream_model_snapshot_publish_seconds", "Time to publish a saved model snapshot"
+                " to the snapshot topic (read, verify, send every chunk, then its manifest).",
+                ["snapshot"], buckets=LATENCY_BUCKETS, registry=registry),
+            snapshot_publish_failures=Counter(
+                "scorestream_model_snapshot_publish_failures", "Model snapshots saved locally but not"
+                " published to the snapshot topic (a new machine would restore an older one).",
+                ["snapshot"], registry=registry),
         )

@@ -3,6 +3,14 @@
 A snapshot is ``online_models.persistence``'s signed blob; it is verified with the
 key before anything in it is unpickled. Files are written atomically (a temporary
 file, then a rename), so a crash never leaves half a snapshot.
+
+At start the newest snapshot (position in ``training-examples``, then version) among
+the local file and those of the snapshot topic (:mod:`stream.snapshot_topic`) is
+restored. A local snapshot that fails verification stops the process
+(:class:`~online_models.persistence.SnapshotError`): this machine's disk was tampered
+with. One from the topic that fails is logged and passed over, for the next one, the
+local file or fresh models: the topic is shared, and a process with another key (or
+anyone who may write to it) must not be able to stop every worker.
 """
 
 from __future__ import annotations
@@ -11,11 +19,15 @@ import asyncio
 import logging
 import os
 import secrets
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from online_models import persistence
 from online_models.task_models import CHALLENGERS, TaskModels
+from stream import topics
 from stream.settings import Settings
+from stream.snapshot_records import Manifest
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +45,16 @@ def signing_key(settings: Settings) -> bytes:
     return path.read_text().strip().encode()
 
 
+def snapshot_name(task: str, holds: str) -> str:
+    """``<task>`` for a scoring worker's snapshot, ``<task>.challengers`` for ``scorestream challengers``'."""
+    return f"{task}.challengers" if holds == CHALLENGERS else task
+
+
 def snapshot_path(settings: Settings, task: str, holds: str) -> Path:
     """``<home>/models/<task>.snapshot`` for a scoring worker, ``<task>.challengers.snapshot`` for
     ``scorestream challengers``.
     """
-    name = f"{task}.challengers" if holds == CHALLENGERS else task
-    return settings.home / "models" / f"{name}.snapshot"
+    return settings.home / "models" / f"{snapshot_name(task, holds)}.snapshot"
 
 
 def save(models: TaskModels, settings: Settings) -> Path:
@@ -95,8 +111,60 @@ def restore(task: str, settings: Settings, holds: str) -> TaskModels | None:
     return models
 
 
-def load_or_create(task: str, settings: Settings, holds: str) -> TaskModels:
-    """The task's restored models, or new ones, holding what ``holds`` says.
+def _newness(header: dict[str, Any]) -> tuple[int, int]:
+    return header["position"], header["version"]
+
+
+def restore_newest(task: str, settings: Settings, holds: str,
+                   from_topic: Iterable[tuple[Manifest, bytes]] = ()) -> TaskModels | None:
+    """The task's models from the newest trusted snapshot: the local file or one of ``from_topic``
+    (the topic's, newest first, see :meth:`~stream.snapshot_records.SnapshotLog.snapshots`).
+
+    Headers are compared (verified, nothing unpickled) before the one chosen is loaded. A
+    local snapshot that fails verification raises :class:`persistence.SnapshotError`; one from
+    the topic is logged as refused and passed over. On a tie the local file is kept.
+    """
+    key = signing_key(settings)
+    path = snapshot_path(settings, task, holds)
+    local = path.read_bytes() if path.exists() else None
+    newest = _newness(persistence.read_header(local, key)) if local is not None else None
+    name = snapshot_name(task, holds)
+    for manifest, blob in from_topic:
+        if newest is not None and manifest.newness <= newest:
+            break  # the rest are older still (as their manifests say; headers are checked when used)
+        try:
+            header = persistence.read_header(blob, key)
+            if header["task"] != task or _newness(header) != manifest.newness:
+                msg = "its header does not match its manifest (task, position or version)"
+                raise persistence.SnapshotError(msg)
+        except persistence.SnapshotError as error:
+            _log_refused(name, manifest, error, settings)
+            continue
+        models = persistence.load(blob, key, task=task)
+        log.info("restored %s models v%d at training position %d from %s", task, models.version,
+                 models.position, topics.snapshot_topic(settings.app_id))
+        return models
+    if local is None:
+        return None
+    models = persistence.load(local, key, task=task)
+    log.info("restored %s models v%d at training position %d", task, models.version, models.position)
+    return models
+
+
+def _log_refused(name: str, manifest: Manifest, error: persistence.SnapshotError,
+                 settings: Settings) -> None:
+    whose = ("" if settings.model_key else
+             f" (it is not set here: this process signs with the random key in {settings.home}/model.key)")
+    log.error("refusing the %s snapshot v%d (training position %d) of %s: %s. Processes trust each"
+              " other's snapshots only if SCORESTREAM_MODEL_KEY is the same secret on all of them%s."
+              " Passed over, for an older snapshot, the local one, or fresh models.", name,
+              manifest.version, manifest.position, topics.snapshot_topic(settings.app_id),
+              error.detail, whose)
+
+
+def load_or_create(task: str, settings: Settings, holds: str,
+                   from_topic: Iterable[tuple[Manifest, bytes]] = ()) -> TaskModels:
+    """The task's restored models (:func:`restore_newest`), or new ones, holding what ``holds`` says.
 
     Which model is champion is configuration (``SCORESTREAM_FRAUD_CHAMPION``,
     ``SCORESTREAM_LEAD_CHAMPION``), not learned state: a snapshot taken under another
@@ -104,7 +172,7 @@ def load_or_create(task: str, settings: Settings, holds: str) -> TaskModels:
     the models start afresh and learn ``training-examples`` again from its start.
     """
     champion = settings.champion(task)
-    restored = restore(task, settings, holds)
+    restored = restore_newest(task, settings, holds, from_topic)
     if restored is not None:
         if restored.champion != champion:
             log.info("%s champion: %s (was %s in the snapshot)", task, champion, restored.champion)

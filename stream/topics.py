@@ -58,6 +58,22 @@ def app_topics(app_id: str) -> tuple[str, ...]:
     return tuple(join_topic(app_id, task) for task in ("fraud", "lead"))
 
 
+def snapshot_topic(app_id: str) -> str:
+    """The compacted topic every process of the app publishes its model snapshots to
+    (:mod:`stream.snapshot_records`); one partition, read in full at start.
+
+    >>> snapshot_topic("scorestream")
+    'scorestream-model-snapshots'
+    """
+    return f"{app_id}-model-snapshots"
+
+
+#: Configuration of the snapshot topic: compacted (a snapshot replaces the previous one of its
+#: name), in segments of 64 MiB: Kafka compacts only closed segments, and a trained forest's
+#: snapshot is about 25 MB a minute per process.
+SNAPSHOT_TOPIC_CONFIG = {"cleanup.policy": "compact", "segment.bytes": str(64 << 20)}
+
+
 def changelog_topics(app_id: str) -> tuple[str, ...]:
     """The tables' changelog topics, created up front: Faust ignores a topic that is missing
     when it starts, and a table whose changelog it ignores never finishes recovering.

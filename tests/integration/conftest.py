@@ -69,7 +69,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
                  "fraud_alert_threshold", "batch_size", "session_timeout_s",
                  "allowed_lateness_s", "state_expiry_interval_s", "label_grace_s",
                  "terminal_delay_days", "terminal_label_wait_s", "challengers",
-                 "challengers_web_port", "fraud_champion", "lead_champion"):
+                 "challengers_web_port", "fraud_champion", "lead_champion", "model_key"):
         env["SCORESTREAM_" + name.upper()] = str(getattr(settings, name))
     return env
 

@@ -1,5 +1,6 @@
 """Signed snapshots: identical models back, anything unsigned or tampered refused before unpickling."""
 
+import hashlib
 import pickle
 import random
 
@@ -10,7 +11,9 @@ from online_models.persistence import (
     MAGIC,
     SnapshotError,
     _tag,
+    chunk_count,
     dump,
+    iter_chunks,
     join_chunks,
     load,
     read_header,
@@ -130,6 +133,14 @@ def test_chunks_stay_under_the_limit_and_join_back_in_any_order():
     shuffled = chunks[::-1] + [chunks[1]]  # reversed, one delivered twice
     assert join_chunks(shuffled) == blob
     assert join_chunks(split_chunks(b"")) == b""
+
+
+def test_chunks_can_be_cut_one_at_a_time_from_a_digest_computed_beforehand():
+    blob = random.Random(1).randbytes(2_500_000)
+    lazy = iter_chunks(blob, hashlib.sha256(blob).digest(), 1_000_000)
+    assert next(lazy) == split_chunks(blob, 1_000_000)[0]
+    assert [chunk_count(blob, 1_000_000), chunk_count(b"", 1_000_000)] == [3, 1]
+    assert join_chunks([split_chunks(blob, 1_000_000)[0], *lazy]) == blob
 
 
 def test_incomplete_mixed_or_corrupted_chunks_are_refused():
