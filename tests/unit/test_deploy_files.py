@@ -68,10 +68,14 @@ HISTOGRAMS = {
     "scorestream_score": ("task",),
     "scorestream_batch_size": ("topic",),
 }
+GAUGES = {
+    "scorestream_model_roc_auc": ("task", "model"),
+}
 #: Series Prometheus makes itself.
 BUILTIN_SERIES = {"up"}
 ALLOWED_SERIES = (
     set(COUNTERS)
+    | set(GAUGES)
     | BUILTIN_SERIES
     | {f"{name}{suffix}" for name in HISTOGRAMS for suffix in ("_bucket", "_sum", "_count")}
 )
@@ -688,6 +692,8 @@ def test_metric_contract_matches_stream_metrics() -> None:
         assert declared.get(name) == ("Counter", labels), f"stream/metrics.py: {name}"
     for name, labels in HISTOGRAMS.items():
         assert declared.get(name) == ("Histogram", labels), f"stream/metrics.py: {name}"
+    for name, labels in GAUGES.items():
+        assert declared.get(name) == ("Gauge", labels), f"stream/metrics.py: {name}"
 
 
 def test_dashboard_structure(dashboard: dict[str, Any]) -> None:
@@ -760,6 +766,8 @@ def test_promql_uses_only_exported_metrics(dashboard: dict[str, Any]) -> None:
         assert counter in used, f"the dashboard does not show {counter}"
     for histogram in HISTOGRAMS:
         assert f"{histogram}_bucket" in used, f"the dashboard does not show {histogram}"
+    for gauge in GAUGES:
+        assert gauge in used, f"the dashboard does not show {gauge}"
 
 
 def _recording_rules(dashboard: dict[str, Any]) -> list[dict[str, str]]:
@@ -820,8 +828,15 @@ def _worker_like_series() -> list[dict[str, str]]:
         ]
         histogram("scorestream_score", f'{base}, task="{task}"', score_bounds)
 
+    for task, model in (("fraud", "arf"), ("fraud", "hst"), ("lead", "logreg")):
+        series.append((f'scorestream_model_roc_auc{{{base}, task="{task}", model="{model}"}}', "0.9x40"))
+    challengers = 'job="scorestream-challengers", instance="challengers:6067"'
+    for model in ("arf", "hoeffding", "logreg", "rules"):
+        series.append((f'scorestream_model_roc_auc{{{challengers}, task="fraud", model="{model}"}}',
+                       "0.8x40"))
+
     names = {re.sub(r"_(bucket|sum|count)$", "", name.split("{")[0]) for name, _v in series}
-    assert names == {*COUNTERS, *HISTOGRAMS, *BUILTIN_SERIES}, "craft series for every metric"
+    assert names == {*COUNTERS, *HISTOGRAMS, *GAUGES, *BUILTIN_SERIES}, "craft series for every metric"
     return [{"series": name, "values": values} for name, values in series]
 
 
