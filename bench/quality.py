@@ -220,15 +220,17 @@ def compare_champion(champion: str, index: np.ndarray, scores: dict[str, np.ndar
     """
     began = time.perf_counter()
     ordered = {name: scores[name] for name in (champion, *REQUIRED_BASELINES, *scores) if name in scores}
-    observed, comparisons = paired_comparisons(ordered, champion, y[index], entity[index],
-                                               event_ts[index] // DAY_MS, resamples, seed)
+    found = paired_comparisons(ordered, champion, y[index], entity[index], event_ts[index] // DAY_MS,
+                               resamples, seed)
     for row in rows:
         for metric in METRICS:
-            if not np.isclose(observed[row["model"]][metric], row[metric], rtol=0, atol=1e-9):
+            if not np.isclose(found.observed[row["model"]][metric], row[metric], rtol=0, atol=1e-9):
                 raise AssertionError(f"bootstrap {metric} of {row['model']} on the sample: "
-                                     f"{observed[row['model']][metric]} != {row[metric]}")
+                                     f"{found.observed[row['model']][metric]} != {row[metric]}")
     return {"champion": champion, "resamples": resamples, "seed": seed, "rule": VERDICT_RULE,
-            "rows": [asdict(comparison) for comparison in comparisons],
+            "entities": found.entities, "positive_entities": found.positive_entities,
+            "undefined_resamples": found.undefined,
+            "rows": [asdict(comparison) for comparison in found.comparisons],
             "seconds": time.perf_counter() - began}
 
 
@@ -360,8 +362,11 @@ def print_report(result: dict[str, Any]) -> None:
 
 def print_comparisons(comparisons: dict[str, Any], entities: str) -> None:
     """The verdict table: champion minus each model, per metric, with its paired bootstrap interval."""
-    print(f"{comparisons['champion']} minus each model: difference [95 % CI], paired bootstrap over "
-          f"{entities} ({comparisons['resamples']} resamples, seed {comparisons['seed']}, "
+    undefined = (f", {comparisons['undefined_resamples']} without a positive or a negative left out of "
+                 "ROC AUC and AP" if comparisons["undefined_resamples"] else "")
+    print(f"{comparisons['champion']} minus each model: difference [95 % CI], paired bootstrap over the "
+          f"{comparisons['entities']} {entities} ({comparisons['positive_entities']} with a positive; "
+          f"{comparisons['resamples']} resamples, seed {comparisons['seed']}{undefined}; "
           f"{comparisons['seconds']:.0f} s)")
     print(f"  {comparisons['rule']}")
     cells: dict[str, list[str]] = defaultdict(list)

@@ -5,7 +5,7 @@ import doctest
 import numpy as np
 import pytest
 
-from bench import paired_bootstrap
+from bench import bootstrap_calibration, paired_bootstrap
 from bench.paired_bootstrap import (
     BEATS,
     MATCHES,
@@ -35,12 +35,13 @@ def synthetic_week(entities: int = 300, per_entity: int = 4, fraud_entities: int
     return entity, y, day, signal, rng
 
 
-def verdicts(rows, baseline: str) -> dict[str, str]:
-    return {row.metric: row.verdict for row in rows if row.baseline == baseline}
+def verdicts(found, baseline: str) -> dict[str, str]:
+    return {row.metric: row.verdict for row in found.comparisons if row.baseline == baseline}
 
 
-def test_the_module_doctests_pass():  # bench/ is outside pytest's doctest paths
-    assert doctest.testmod(paired_bootstrap).failed == 0
+@pytest.mark.parametrize("module", [paired_bootstrap, bootstrap_calibration])
+def test_the_module_doctests_pass(module):  # bench/ is outside pytest's doctest paths
+    assert doctest.testmod(module).failed == 0
 
 
 @pytest.mark.parametrize(("low", "high", "expected"), [
@@ -53,20 +54,21 @@ def test_verdict_rule(low, high, expected):
 
 def test_identical_scores_match_with_an_interval_of_zero():
     entity, y, day, signal, _ = synthetic_week()
-    observed, rows = paired_comparisons({"champion": signal, "copy": signal.copy()}, "champion", y, entity,
-                                        day, resamples=300)
-    assert observed["champion"] == observed["copy"]
-    assert [(row.difference, row.low, row.high, row.verdict) for row in rows] == [(0, 0, 0, MATCHES)] * 3
+    found = paired_comparisons({"champion": signal, "copy": signal.copy()}, "champion", y, entity, day,
+                               resamples=300)
+    assert found.observed["champion"] == found.observed["copy"]
+    assert [(row.difference, row.low, row.high, row.verdict) for row in found.comparisons] == [
+        (0, 0, 0, MATCHES)] * 3
 
 
 def test_a_clearly_better_champion_beats_and_a_clearly_worse_one_is_worse():
     entity, y, day, signal, rng = synthetic_week()
     noise = rng.normal(size=len(y))
     good = signal + 2.0 * y  # separates the fraud entities from the rest
-    _, rows = paired_comparisons({"good": good, "noise": noise}, "good", y, entity, day, resamples=300, k=10)
-    assert verdicts(rows, "noise") == dict.fromkeys(METRICS, BEATS)
-    _, rows = paired_comparisons({"noise": noise, "good": good}, "noise", y, entity, day, resamples=300, k=10)
-    assert verdicts(rows, "good") == dict.fromkeys(METRICS, WORSE)
+    found = paired_comparisons({"good": good, "noise": noise}, "good", y, entity, day, resamples=300, k=10)
+    assert verdicts(found, "noise") == dict.fromkeys(METRICS, BEATS)
+    found = paired_comparisons({"noise": noise, "good": good}, "noise", y, entity, day, resamples=300, k=10)
+    assert verdicts(found, "good") == dict.fromkeys(METRICS, WORSE)
 
 
 def test_the_bootstrap_is_deterministic_for_a_seed():
@@ -77,19 +79,20 @@ def test_the_bootstrap_is_deterministic_for_a_seed():
     assert paired_comparisons(scores, "a", y, entity, day, resamples=200, seed=4) != first
 
 
-def test_resamples_keep_the_number_of_positive_and_negative_clusters():
-    positive = np.array([True] * 3 + [False] * 7)
-    counts = cluster_resample_counts(positive, 500, seed=1)
-    assert counts.shape == (500, 10)
-    assert (counts[:, :3].sum(axis=1) == 3).all() and (counts[:, 3:].sum(axis=1) == 7).all()
-    assert counts.std(axis=0).min() > 0  # every cluster is sometimes drawn more, sometimes less
+def test_resamples_draw_every_entity_with_replacement():
+    counts = cluster_resample_counts(10, 500, seed=1)
+    assert counts.shape == (500, 10) and (counts.sum(axis=1) == 10).all()
+    assert counts.min() == 0 and counts.max() > 1
+    assert abs(counts.mean(axis=0) - 1).max() < 0.15  # each entity drawn once per resample on average
 
 
-def test_every_resample_has_the_samples_positive_entities_so_the_metrics_are_defined():
-    entity, y, day, signal, rng = synthetic_week(fraud_entities=1)  # unstratified: 37 % without a fraud
-    _, rows = paired_comparisons({"a": signal, "b": rng.normal(size=len(y))}, "a", y, entity, day,
-                                 resamples=300)
-    assert all(np.isfinite([row.low, row.high]).all() for row in rows)
+def test_resamples_without_a_positive_are_left_out_of_roc_auc_and_ap_and_counted():
+    entity, y, day, signal, rng = synthetic_week(fraud_entities=1)  # (299/300)**300: 37 % without it
+    found = paired_comparisons({"a": signal, "b": rng.normal(size=len(y))}, "a", y, entity, day,
+                               resamples=400)
+    assert (found.entities, found.positive_entities) == (300, 1)
+    assert 0.3 < found.undefined / 400 < 0.45
+    assert all(np.isfinite([row.low, row.high]).all() for row in found.comparisons)
 
 
 def test_pairing_narrows_the_interval_of_a_small_consistent_gain():
@@ -98,10 +101,8 @@ def test_pairing_narrows_the_interval_of_a_small_consistent_gain():
     baseline = signal
     champion = signal + 0.15 * y  # a little better on every positive
     clusters = entity.max() + 1
-    positive = np.zeros(clusters, dtype=bool)
-    positive[entity[y == 1]] = True
-    shared = cluster_resample_counts(positive, 400, seed=0).astype(np.float32)
-    other = cluster_resample_counts(positive, 400, seed=1).astype(np.float32)
+    shared = cluster_resample_counts(clusters, 400, seed=0).astype(np.float32)
+    other = cluster_resample_counts(clusters, 400, seed=1).astype(np.float32)
 
     def auc(score, counts):
         return resampled_metrics(score, y, entity, day, counts)["roc_auc"]
@@ -119,8 +120,9 @@ def test_clusters_of_copies_widen_the_interval_as_one_example_each_would():
     copies = 9
     entity, y, day, signal, noise = (np.repeat(a, copies) for a in (entity, y, day, signal, noise))
     scores = {"signal": signal, "noise": noise}
-    _, by_entity = paired_comparisons(scores, "signal", y, entity, day, resamples=400, k=20)
-    _, by_example = paired_comparisons(scores, "signal", y, np.arange(len(y)), day, resamples=400, k=20)
+    by_entity = paired_comparisons(scores, "signal", y, entity, day, resamples=400, k=20).comparisons
+    examples = np.arange(len(y))
+    by_example = paired_comparisons(scores, "signal", y, examples, day, resamples=400, k=20).comparisons
     width = {row.metric: row.high - row.low for row in by_entity}
     # precision@k per day differs in kind: there, an entity's copies are distinct entities
     assert all(width[row.metric] > 2 * (row.high - row.low) for row in by_example if row.metric != "p_at_100")
