@@ -26,6 +26,14 @@ benchmark-only) are retrained every week on every training example whose label
 was known at the start of that week: the same examples, with the same delay,
 as the online models had.
 
+On the final week and on the pooled weeks, the champion is compared with every
+other model (the rule baseline and the batch models first) by a paired,
+class-stratified cluster bootstrap over entities (``bench/paired_bootstrap.py``
+says why): the difference of each metric with its 95 % interval, and a verdict
+by a fixed rule: **beats** if the interval lies above 0, **matches**
+if it contains 0 (no difference measurable at this sample size), **worse** if it
+lies below 0.
+
     python -m bench.quality                 # 400 000 events, both tasks in parallel
     python -m bench.quality --events 100000 --weeks 2 --tasks fraud
     python -m bench.quality --events 200000 --seed 1 --candidates all --json fig.json
@@ -42,6 +50,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -55,6 +64,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from bench.candidates import CANDIDATES
+from bench.paired_bootstrap import METRICS, VERDICT_RULE, paired_comparisons
 from features.registry import TASK_FEATURES
 from features.terminal import TerminalHistory
 from online_models.label_join import (
@@ -78,6 +88,9 @@ LEAD_HORIZON_MS = 7 * DAY_MS
 LATENESS_MS = 3_600_000
 BENCH_KEY = b"benchmark-only key, not a secret"
 LABEL_TOPICS = ("fraud-labels", "conversions")
+#: What issue #5 asks the champion to match or beat; the other models are compared after them.
+REQUIRED_BASELINES = ("rules", "batch LR", "batch RF")
+METRIC_TITLES = {"roc_auc": "ROC AUC", "ap": "AP", "p_at_100": "P@100/day"}
 
 
 def labels_first_on_ties(stream: Iterable[tuple[dict, Any]]) -> Iterator[tuple[dict, Any]]:
@@ -198,8 +211,37 @@ def metric_rows(index: np.ndarray, scores: dict[str, np.ndarray], event_ts: np.n
             for name, s in scores.items()]
 
 
-def evaluate(task: str, run: dict[str, Any], weeks: int, seed: int) -> dict[str, Any]:
-    """Metrics per model on each of the last ``weeks`` complete weeks (and pooled), batch retrained weekly."""
+def compare_champion(champion: str, index: np.ndarray, scores: dict[str, np.ndarray], event_ts: np.ndarray,
+                     entity: np.ndarray, y: np.ndarray, rows: list[dict[str, Any]], resamples: int,
+                     seed: int) -> dict[str, Any]:
+    """The champion against every other model on the examples ``index``: paired cluster bootstrap.
+
+    Checks that the bootstrap's metrics on the sample itself are the ones in ``rows``.
+    """
+    began = time.perf_counter()
+    ordered = {name: scores[name] for name in (champion, *REQUIRED_BASELINES, *scores) if name in scores}
+    found = paired_comparisons(ordered, champion, y[index], entity[index], event_ts[index] // DAY_MS,
+                               resamples, seed)
+    for row in rows:
+        for metric in METRICS:
+            if not np.isclose(found.observed[row["model"]][metric], row[metric], rtol=0, atol=1e-9):
+                raise AssertionError(f"bootstrap {metric} of {row['model']} on the sample: "
+                                     f"{found.observed[row['model']][metric]} != {row[metric]}")
+    return {"champion": champion, "resamples": resamples, "seed": seed, "rule": VERDICT_RULE,
+            "entities": found.entities, "positive_entities": found.positive_entities,
+            "undefined_resamples": found.undefined,
+            "rows": [asdict(comparison) for comparison in found.comparisons],
+            "seconds": time.perf_counter() - began}
+
+
+def evaluate(task: str, run: dict[str, Any], weeks: int, seed: int, resamples: int = 2000,
+             bootstrap_seed: int = 0) -> dict[str, Any]:
+    """Metrics per model on each of the last ``weeks`` complete weeks (and pooled), batch retrained weekly.
+
+    On the final week and the pooled weeks, the champion is also compared with every
+    other model by a paired cluster bootstrap (``bench.paired_bootstrap``).
+    """
+    champion = run["models"].champion
     examples: list[TrainingExample] = run["examples"]
     event_ts = np.array([e.event_ts_ms for e in examples])
     label_ts = np.array([e.label_ts_ms for e in examples])
@@ -232,19 +274,24 @@ def evaluate(task: str, run: dict[str, Any], weeks: int, seed: int) -> dict[str,
         for name, values in scores.items():
             pooled_scores[name].append(values)
         best = precision_at_k_per_day(event_ts[test], entity[test], y[test], y[test].astype(float))
+        rows = metric_rows(test, scores, event_ts, entity, y)
         results.append({"title": f"held-out week {day(start_ms)} .. {day(end_ms)}", "n": len(test),
-                        "positives": int(y[test].sum()), "best_p_at_100": best,
-                        "rows": metric_rows(test, scores, event_ts, entity, y),
+                        "positives": int(y[test].sum()), "best_p_at_100": best, "rows": rows,
                         "note": f"batch trained on {len(train)} examples ({int(y[train].sum())} positive), "
                                 + ", ".join(f"{name} fit {sec:.0f} s" for name, sec in fit_seconds.items())})
+        if w == 1:  # the final week
+            results[-1]["comparisons"] = compare_champion(champion, test, scores, event_ts, entity, y, rows,
+                                                          resamples, bootstrap_seed)
     if weeks > 1:
         index = np.concatenate(pooled_index)
         scores = {name: np.concatenate(values) for name, values in pooled_scores.items()}
         best = precision_at_k_per_day(event_ts[index], entity[index], y[index], y[index].astype(float))
+        rows = metric_rows(index, scores, event_ts, entity, y)
         results.append({"title": f"the {weeks} held-out weeks pooled", "n": len(index),
-                        "positives": int(y[index].sum()), "best_p_at_100": best,
-                        "rows": metric_rows(index, scores, event_ts, entity, y),
-                        "note": "each week scored by the batch models trained at its start"})
+                        "positives": int(y[index].sum()), "best_p_at_100": best, "rows": rows,
+                        "note": "each week scored by the batch models trained at its start",
+                        "comparisons": compare_champion(champion, index, scores, event_ts, entity, y, rows,
+                                                        resamples, bootstrap_seed)})
     return {"weeks": results}
 
 
@@ -263,10 +310,10 @@ def snapshot_figures(models: TaskModels) -> dict[str, float]:
     return {"mb": len(blob) / 1e6, "chunks": len(chunks), "dump_s": dumped, "load_s": loaded}
 
 
-def run_task(task: str, events: int, seed: int, delay_days: float, n_trees: int,
-             weeks: int, candidates: tuple[str, ...] = ()) -> dict[str, Any]:
+def run_task(task: str, events: int, seed: int, delay_days: float, n_trees: int, weeks: int,
+             resamples: int, bootstrap_seed: int, candidates: tuple[str, ...] = ()) -> dict[str, Any]:
     run = run_online(task, events, seed, delay_days, n_trees, candidates)
-    out = evaluate(task, run, weeks, seed)
+    out = evaluate(task, run, weeks, seed, resamples, bootstrap_seed)
     examples = run["examples"]
     out.update(task=task, scored=run["scored"], examples=len(examples), seconds=run["seconds"],
                positives=sum(e.label for e in examples), counts=dict(run["counts"]),
@@ -307,8 +354,29 @@ def print_report(result: dict[str, Any]) -> None:
             mark = " *" if row["model"] == result["champion"] else ""
             print(f"{row['model'] + mark:<14}{row['roc_auc']:>9.4f}{row['ap']:>9.4f}{row['p_at_100']:>11.4f}")
         print(f"{'(best possible)':<32}{week['best_p_at_100']:>11.4f}")
+        if "comparisons" in week:
+            print_comparisons(week["comparisons"], entities)
     print(f"\nscorestream models ({task}, at the end of the stream; metrics over the last 10 000 examples):")
     print(format_table(result["describe"]))
+
+
+def print_comparisons(comparisons: dict[str, Any], entities: str) -> None:
+    """The verdict table: champion minus each model, per metric, with its paired bootstrap interval."""
+    undefined = (f", {comparisons['undefined_resamples']} without a positive or a negative left out of "
+                 "ROC AUC and AP" if comparisons["undefined_resamples"] else "")
+    print(f"{comparisons['champion']} minus each model: difference [95 % CI], paired bootstrap over the "
+          f"{comparisons['entities']} {entities} ({comparisons['positive_entities']} with a positive; "
+          f"{comparisons['resamples']} resamples, seed {comparisons['seed']}{undefined}; "
+          f"{comparisons['seconds']:.0f} s)")
+    print(f"  {comparisons['rule']}")
+    cells: dict[str, list[str]] = defaultdict(list)
+    for row in comparisons["rows"]:
+        cells[row["baseline"]].append(f"{row['difference']:+.4f} [{row['low']:+.4f}, {row['high']:+.4f}] "
+                                      f"{row['verdict']:<7}")
+    width = len(next(iter(cells.values()))[0]) if cells else 0
+    print(f"{'vs':<11}" + "  ".join(f"{METRIC_TITLES[metric]:<{width}}" for metric in METRICS).rstrip())
+    for baseline, texts in cells.items():
+        print(f"{baseline:<11}" + "  ".join(texts).rstrip())
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -322,12 +390,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--candidates", default="",
                         help="comma-separated bench.candidates to score in shadow too ('all': every one)")
+    parser.add_argument("--resamples", type=int, default=2000,
+                        help="paired bootstrap resamples of the champion's comparisons")
+    parser.add_argument("--bootstrap-seed", type=int, default=0)
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args(argv)
     tasks = args.tasks.split(",")
     wanted = args.candidates.split(",") if args.candidates else []
     began, commit = time.perf_counter(), commit_id()  # what is measured: the code as the run starts
-    jobs = (args.events, args.seed, args.label_delay_days, args.trees, args.weeks)
+    jobs = (args.events, args.seed, args.label_delay_days, args.trees, args.weeks, args.resamples,
+            args.bootstrap_seed)
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         futures = {task: pool.submit(run_task, task, *jobs, tuple(
             name for name in CANDIDATES[task] if "all" in wanted or name in wanted)) for task in tasks}
