@@ -221,9 +221,8 @@ class TaskModels:
     def learn_one(self, x: Features, y: bool, scores: dict[str, float]) -> None:
         """Update each model's metrics with its score from ``scores`` (scoring time), then learn ``(x, y)``.
 
-        A model missing from ``scores`` (a challenger not scored on the hot path,
-        ``SCORESTREAM_CHALLENGERS=0``, or one registered after the event was scored)
-        is scored now, before it learns: test-then-train, as River's
+        A model missing from ``scores`` (one registered after the event was scored,
+        say) is scored now, before it learns: test-then-train, as River's
         ``evaluate.progressive_val_score`` does, so every model is still judged on
         examples it had not learned. Models held for ``scorestream challengers`` are all
         scored so, the champion's copy too. The anomaly detector learns ``x`` without the label.
