@@ -43,3 +43,24 @@ def test_unknown_names_are_reported_not_silently_ignored(caplog):
                            "SCORESTREAM_TEST_BOOTSTRAP": "127.0.0.1:19092", "PATH": "/bin"})
     assert caplog.messages == ["ignoring unknown settings: SCORESTREAM_BATCH_TIMEOUT_S, "
                                "SCORESTREAM_PARTITONS"]
+
+
+def test_the_readme_documents_every_setting_and_no_other():
+    """The README's configuration table is written by hand: it must not drift from Settings."""
+    import re
+    from dataclasses import fields
+    from pathlib import Path
+
+    from stream.settings import PREFIX
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    rows = dict(re.findall(r"^\| `(SCORESTREAM_[A-Z0-9_]+)` \| `?([^|`]*)`? \|", readme, re.M))
+    defaults = {PREFIX + field.name.upper(): field.default for field in fields(Settings)}
+    assert set(rows) == set(defaults)
+    for name, default in defaults.items():  # a number or a word shown as it is; empty as "(empty)"
+        shown = rows[name].strip()
+        if default == "":
+            assert shown == "(empty)", name
+        else:
+            spellings = {str(default), f"{default:g}" if isinstance(default, float) else str(default)}
+            assert shown in spellings, (name, shown, spellings)
