@@ -25,7 +25,7 @@ from stream.pipeline import TASKS, BatchScorer, InputRecord
 from stream.settings import Settings
 
 
-def _batches(events: list[Event], batch_size: int) -> list[tuple[str, list[InputRecord]]]:
+def task_batches(events: list[Event], batch_size: int) -> list[tuple[str, list[InputRecord]]]:
     """(task name, records) batches in arrival order, as the two agents would see them."""
     by_topic = {task.input_topic: name for name, task in TASKS.items()}
     pending: dict[str, list[InputRecord]] = defaultdict(list)
@@ -44,7 +44,7 @@ def _batches(events: list[Event], batch_size: int) -> list[tuple[str, list[Input
 
 def run_ceiling(events: list[Event], settings: Settings) -> dict[str, float]:
     """Events per second (wall) and CPU µs per event of the pure core over ``events``."""
-    batches = _batches(events, settings.batch_size)
+    batches = task_batches(events, settings.batch_size)
     scorers = {name: make_scorer(task, settings) for name, task in TASKS.items()}
     stores: dict[str, dict[bytes, bytes]] = {name: {} for name in TASKS}
     wall, cpu = time.perf_counter(), time.process_time()
@@ -132,7 +132,7 @@ def run_components(events: list[Event], settings: Settings) -> dict[str, float]:
     def dumps_by_kind(obj: Any, *args: Any) -> bytes:
         return encode(obj, *args) if isinstance(obj, dict) else serialise(obj, *args)
 
-    batches = _batches(events, settings.batch_size)
+    batches = task_batches(events, settings.batch_size)
     scorers = {name: _timed_scorer(name, clock, settings) for name in TASKS}
     stores: dict[str, dict[bytes, bytes]] = {name: {} for name in TASKS}
     results = []

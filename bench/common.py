@@ -62,9 +62,14 @@ def make_scorer(task: ScoringTask, settings: Settings) -> BatchScorer:
         kwargs["lateness_ms"] = int(settings.allowed_lateness_s * 1000)
     if task.terminal_features:
         kwargs["context"] = InlineTerminals(settings).features
-    models = TaskModels(task.name, n_trees=settings.arf_trees, champion=settings.champion(task.name),
-                        holds=settings.worker_holds)  # the models a worker holds, as configured
-    return BatchScorer(task, settings.fraud_alert_threshold, models=models, **kwargs)
+    return BatchScorer(task, settings.fraud_alert_threshold, models=worker_models(task.name, settings),
+                       **kwargs)
+
+
+def worker_models(task: str, settings: Settings) -> TaskModels:
+    """Fresh models of a task as a worker with these settings holds them (champion, challengers)."""
+    return TaskModels(task, n_trees=settings.arf_trees, champion=settings.champion(task),
+                      holds=settings.worker_holds)
 
 
 class InlineTerminals:

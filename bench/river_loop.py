@@ -22,11 +22,12 @@ from collections.abc import Iterator
 
 import orjson
 
-from bench.common import Event, make_scorer
+from bench.ceiling import task_batches
+from bench.common import Event, make_scorer, worker_models
 from simulator import SimulatorConfig
 from simulator import topics as sim_topics
 from simulator.engine import simulate_with_truth
-from stream.pipeline import TASKS, InputRecord
+from stream.pipeline import TASKS
 from stream.settings import Settings
 
 #: Events read past the backlog's last one for the conversions of its visitors (the hot path's
@@ -58,20 +59,18 @@ def truth(events: list[Event], seed: int, config: SimulatorConfig | None = None)
 
 
 def feature_vectors(events: list[Event], settings: Settings) -> Iterator[tuple[str, str, dict]]:
-    """``(task, event_id, features)`` of every event, in order, as the engine computes them."""
-    by_topic = {task.input_topic: name for name, task in TASKS.items()}
+    """``(task, event_id, features)`` of every event, as the engine's core computes them (in the
+    ceiling's batches: each task's events in order)."""
     scorers = {name: make_scorer(task, settings) for name, task in TASKS.items()}
     stores: dict[str, dict[bytes, bytes]] = {name: {} for name in TASKS}
-    offsets: dict[tuple[str, int], int] = {}
-    for e in events:
-        name = by_topic[e.topic]
-        offset = offsets[(e.topic, e.partition)] = offsets.get((e.topic, e.partition), -1) + 1
-        result = scorers[name].score_batch([InputRecord(e.value, e.key, e.partition, offset)],
-                                           stores[name].get)
+    for name, records in task_batches(events, settings.batch_size):
+        result = scorers[name].score_batch(records, stores[name].get)
         for key, (_, value) in result.state_writes.items():
             stores[name][key] = value
-        body = orjson.loads(result.outputs[0].value)
-        yield name, body["event_id"], body["features"]
+        for out in result.outputs:
+            if out.topic == TASKS[name].score_topic:
+                body = orjson.loads(out.value)
+                yield name, body["event_id"], body["features"]
 
 
 def run_river_loop(events: list[Event], settings: Settings, labels: dict[str, bool]) -> dict[str, float]:
@@ -81,7 +80,7 @@ def run_river_loop(events: list[Event], settings: Settings, labels: dict[str, bo
     """
     vectors = [(task, x, labels.get(event_id, False))
                for task, event_id, x in feature_vectors(events, settings)]
-    models = {name: make_scorer(task, settings).models for name, task in TASKS.items()}
+    models = {name: worker_models(name, settings) for name in TASKS}
     wall, cpu = time.perf_counter(), time.process_time()
     for task, x, y in vectors:
         task_models = models[task]

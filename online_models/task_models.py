@@ -70,6 +70,15 @@ def held_models(task: str, champion: str, holds: str) -> list[str]:
     return [champion] if holds == CHAMPION else model_names(task)
 
 
+def holds_detector(task: str, holds: str) -> bool:
+    """Whether a process holding ``holds`` of ``task`` has its anomaly detector (scoring workers do).
+
+    >>> holds_detector("fraud", CHAMPION), holds_detector("fraud", CHALLENGERS), holds_detector("lead", ALL)
+    (True, False, False)
+    """
+    return task in ANOMALY_DETECTORS and holds != CHALLENGERS
+
+
 @dataclass
 class Evaluation:
     """Prequential metrics of one model over its last ``window`` examples (River's rolling metrics)."""
@@ -143,7 +152,7 @@ class TaskModels:
         self.models: dict[str, base.Classifier] = {name: make_model(task, name, options)
                                                    for name in held_models(task, self.champion, holds)}
         self.detector: base.AnomalyDetector | None = None
-        if task in ANOMALY_DETECTORS and holds != CHALLENGERS:
+        if holds_detector(task, holds):
             self.detector = ANOMALY_DETECTORS[task](seed=seed)
         self.anomaly_threshold = anomaly.check_threshold(
             anomaly.DEFAULT_THRESHOLD if anomaly_threshold is None else anomaly_threshold)
@@ -177,12 +186,12 @@ class TaskModels:
         challengers`` keeps its snapshot's champion and detector.
         """
         wanted = held_models(self.task, self.champion, holds)
-        if not set(wanted) <= set(self.models) or (holds != CHALLENGERS and self.detector is None
-                                                    and self.task in ANOMALY_DETECTORS):
+        detector = holds_detector(self.task, holds)
+        if not set(wanted) <= set(self.models) or (detector and self.detector is None):
             return False
         for name in set(self.models) - set(wanted):
             del self.models[name], self.evaluations[name], self.learned[name]
-        if holds == CHALLENGERS and self.detector is not None:
+        if not detector and self.detector is not None:
             self.detector = None
             del self.evaluations[ANOMALY], self.learned[ANOMALY]
         self.holds = holds
