@@ -222,10 +222,12 @@ class Consumer(faust_aiokafka.Consumer):
         try:
             while not (consumer_stopped() or fetcher_stopped()):
                 await self.sleep(0)
-                # read *before* fetching: records fetched while a rebalance ran (and the
-                # partitions were seeked back) must not be handled
-                generation = self.app.consumer_generation_id
                 records, active = await self._wait_next_records(1.0)
+                # read *after* fetching, as Faust's own loop does: records handed out are past
+                # any seek a rebalance made (aiokafka drops what it fetched before a seek), and
+                # dropping them now would lose them; above all a table changelog's records,
+                # which recovery waits for and which no seek to committed offsets reads again
+                generation = self.app.consumer_generation_id
                 if records is None or self.should_stop:
                     continue
                 if not self.flow_active:
@@ -233,9 +235,6 @@ class Consumer(faust_aiokafka.Consumer):
                     continue
                 if not records:
                     await self._wait_in_flight(0)  # idle: let acknowledgements (and commits) catch up
-                    continue
-                if self.app.consumer_generation_id != generation:
-                    await self.perform_seek()  # read again from the committed offsets: never a gap
                     continue
                 fetched_at = time.monotonic()
                 by_topic: dict[str, list[tuple[TP, list[Any]]]] = {}

@@ -118,7 +118,8 @@ class Worker:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-5000:]
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> None:
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        """Signal the process (its whole group) and wait; its exit code (-9: killed after ``timeout``)."""
         if self.process.poll() is None:
             os.killpg(self.process.pid, sig)
             try:
@@ -126,6 +127,7 @@ class Worker:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
+        return self.process.returncode
 
 
 @pytest.fixture

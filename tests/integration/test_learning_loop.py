@@ -152,8 +152,9 @@ def test_two_workers_keep_identical_models(engine, start_worker, tmp_path):
                 for w in (first, second)]
     assert all(consumed), f"both workers score part of the stream: {consumed}"
 
-    first.stop()
-    second.stop()
+    # a clean stop writes each worker's final snapshot (killed, it would leave an older one)
+    assert first.stop() == 0, f"the first worker did not stop cleanly:\n{first.log()}"
+    assert second.stop() == 0, f"the second worker did not stop cleanly:\n{second.log()}"
     for task in ("fraud", "lead"):
         probes = [e["features"] for e in examples if e["task"] == task][:50]
         one = model_store.restore(task, engine, engine.worker_holds)
