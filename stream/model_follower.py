@@ -10,9 +10,11 @@ offset order, it finds the newest whole snapshot of each task strictly newer tha
 the models in use, verifies it (its signature before anything is unpickled, then
 that its header says what its manifest does) and loads it. A snapshot refused is
 logged once and passed over for the next one; the worker goes on with what it has.
-It holds only what may still become a newer snapshot: the chunks of a snapshot taken,
-or of older ones, are forgotten when it is taken, whether or not their tombstones
-have come (see :meth:`SnapshotFollower.held`).
+It holds only what may still become a newer snapshot: a snapshot taken or refused,
+older ones, and earlier manifests whose chunks are missing are forgotten at once, with
+their chunks, whether or not their tombstones have come. Chunks no manifest names (a
+publish under way, or one that crashed) are held until their tombstones, as the
+topic holds them (see :meth:`SnapshotFollower.held`).
 
 :func:`follow` is the glue: a consumer of its own on the topic's partition, in the
 worker's event loop, for ever. Verifying and loading run in a thread, which spares the

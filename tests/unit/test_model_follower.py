@@ -118,6 +118,17 @@ def test_a_snapshot_whose_chunks_were_deleted_is_passed_over_for_the_next():
     assert follower.held() == (0, 0, 0) and follower.take({}, KEY) == []
 
 
+def test_chunks_no_manifest_names_are_held_until_their_tombstones():
+    """A publish that crashed cannot be told from one under way: its chunks stay, as on the topic."""
+    follower = SnapshotFollower(NAMES)
+    crashed = publish("lead", signed(trained(20), 2), "a0a0a0a0")[:-1]
+    fed(follower, crashed + publish("lead", signed(trained(30), 3), "b1b1b1b1"))
+    assert newness(follower.take({}, KEY)) == {"lead": (30, 3)}
+    assert follower.held()[:2] == (0, len(crashed))
+    fed(follower, [(key, None) for key, _ in crashed])  # deleted by the next publisher to start
+    assert follower.held() == (0, 0, 0)
+
+
 def test_a_deleted_manifest_offers_nothing_and_tombstones_of_what_was_taken_are_harmless():
     records = publish("lead", signed(trained(10), 1), "a0a0a0a0")
     follower = fed(SnapshotFollower(NAMES), [*records, (manifest_key("lead"), None)])
