@@ -38,7 +38,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -224,8 +224,32 @@ class LogReader:
         except ValueError as error:
             self._skipped.setdefault(name, []).append(f"offset {offset}: {error}")
 
+    def forget(self, name: str, keep: Callable[[Manifest], bool]) -> None:
+        """Forget the manifests of ``name`` that ``keep`` rejects, the chunks only they name, and
+        why manifests of ``name`` were passed over.
+
+        For a reader that follows the topic for ever (``stream.model_follower``): once it has
+        taken a snapshot, what is older can never be used, and its memory stays bounded.
+        """
+        kept, dropped = [], []
+        for entry in self._manifests.get(name, []):
+            (kept if keep(entry[1]) else dropped).append(entry)
+        self._manifests[name] = kept
+        named = {key for _, manifest in kept for key in manifest.chunk_keys}
+        for _, manifest in dropped:
+            for key in manifest.chunk_keys:
+                if key not in named:
+                    self._chunks.pop(key, None)
+        self._skipped.pop(name, None)
+
+    def held(self) -> tuple[int, int, int]:
+        """Manifests, chunks and bytes of chunks kept: what a long-running reader's memory is."""
+        return (sum(map(len, self._manifests.values())), len(self._chunks),
+                sum(len(value) for _, value in self._chunks.values()))
+
     def result(self) -> SnapshotLog:
-        found = SnapshotLog(skipped=self._skipped)
+        """What was read so far (the reader is left as it was: it may read on, and be asked again)."""
+        found = SnapshotLog(skipped={name: list(reasons) for name, reasons in self._skipped.items()})
         for name in self._names:
             newest_first = sorted(self._manifests.get(name, []), key=lambda om: (om[1].newness, om[0]),
                                   reverse=True)

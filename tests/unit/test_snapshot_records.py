@@ -7,6 +7,7 @@ from online_models import persistence
 from online_models.task_models import TaskModels
 from stream.snapshot_records import (
     MAX_RECORD_BYTES,
+    LogReader,
     Manifest,
     chunk_key,
     manifest_key,
@@ -164,3 +165,24 @@ def test_every_record_fits_kafka_s_default_message_limit():
     done = publication("fraud.challengers", blob, {"version": 1, "position": 10}, "f" * 16)
     sizes = [DefaultRecordBatchBuilder.estimate_size_in_bytes(k, v, []) for k, v in done.chunks()]
     assert len(sizes) == 4 and max(sizes) < MAX_RECORD_BYTES < 1_048_576
+
+
+def test_a_reader_asked_again_and_again_says_each_reason_once():
+    reader = LogReader(["lead"])
+    for key, value in publish("lead", signed(20, 2), "b1b1b1b1")[1:]:  # chunk 0 never came
+        reader.add(key, value)
+    assert reader.result().skipped == reader.result().skipped == {"lead": ["v2: 1 of its 4 chunks missing"]}
+
+
+def test_a_reader_forgets_what_it_is_told_to_and_the_chunks_only_that_named():
+    reader = LogReader(["lead", "fraud"])
+    records = (publish("lead", signed(10, 1), "a0a0a0a0") + publish("lead", signed(20, 2), "b1b1b1b1")
+               + publish("fraud", signed(5, 1, task="fraud"), "c2c2c2c2") + [(b"lead", b"[]")])
+    for key, value in records:
+        reader.add(key, value)
+    assert reader.held()[:2] == (3, 4 + 4 + 5) and reader.result().skipped["lead"][0].startswith("offset 16:")
+    reader.forget("lead", lambda manifest: manifest.position > 10)
+    assert reader.held()[:2] == (2, 4 + 5) and "lead" not in reader.result().skipped
+    assert [m.version for m, _ in reader.result().snapshots("lead")] == [2]
+    reader.forget("lead", lambda manifest: False)
+    assert reader.held()[:2] == (1, 5) and next(reader.result().snapshots("fraud"))[0].position == 5
