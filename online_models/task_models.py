@@ -197,6 +197,24 @@ class TaskModels:
         self.holds = holds
         return True
 
+    def subset(self, holds: str) -> TaskModels:
+        """A copy holding only what ``holds`` needs, sharing the model objects (nothing is copied
+        but the dictionaries): what ``scorestream trainer`` pickles and publishes for the workers.
+
+        >>> full = TaskModels("lead", n_trees=1)
+        >>> part = full.subset(CHAMPION)
+        >>> part.names, part.models["logreg"] is full.models["logreg"], len(full.models)
+        (['logreg'], True, 4)
+        """
+        part = object.__new__(TaskModels)
+        part.__dict__.update(self.__dict__)
+        part.models, part.evaluations = dict(self.models), dict(self.evaluations)
+        part.learned = dict(self.learned)
+        if not part.keep_only(holds):
+            msg = f"the {self.task} models held as {self.holds!r} lack what {holds!r} needs"
+            raise ValueError(msg)
+        return part
+
     def is_warm(self, per_class: int) -> bool:
         """Whether the models have learned at least ``per_class`` examples of each class.
 

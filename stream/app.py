@@ -20,6 +20,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -33,6 +34,7 @@ from stream.events import InvalidEvent
 from stream.learning import join_topic
 from stream.learning_agents import add_learning
 from stream.metrics import Metrics
+from stream.model_follower import add_model_following
 from stream.pipeline import TASKS, BatchResult, BatchScorer, InputRecord, ScoringTask
 from stream.settings import Settings
 from stream.terminal_view import TerminalView
@@ -42,19 +44,46 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings, registry: CollectorRegistry | None = None,
                log_level: str = "warn") -> faust.App:
-    """A Faust app scoring every task in :data:`~stream.pipeline.TASKS`."""
-    settings.worker_dir.mkdir(parents=True, exist_ok=True)  # Faust does not create it
+    """A Faust app scoring every task in :data:`~stream.pipeline.TASKS`.
+
+    With ``SCORESTREAM_LEARNING=workers`` it also joins labels and learns (:mod:`stream.learning_agents`);
+    with ``trainer`` it scores with the models ``scorestream trainer`` publishes (:mod:`stream.trainer`).
+    """
+    app = batch_app(settings, settings.app_id, settings.worker_dir, settings.web_port)
+    registry = registry if registry is not None else CollectorRegistry()
+    metrics = Metrics.create(registry)
+    trainer = settings.learning == "trainer"
+    if trainer:
+        models, publisher = snapshot_topic.load_published(settings, TASKS), None
+    else:
+        models, publisher = snapshot_topic.load_models(settings, TASKS, settings.worker_holds)
+    terminals = _add_terminal_view(app, settings, metrics)
+    scorers = {task.name: _add_scoring(app, task, settings, metrics, models[task.name],
+                                       terminals if task.terminal_features else None)
+               for task in TASKS.values()}
+    if trainer:
+        add_model_following(app, settings, metrics, scorers)
+    else:
+        add_learning(app, settings, metrics, models, publisher)
+    add_metrics_page(app, registry)
+    quiet_root_logger(app, log_level)
+    return app
+
+
+def batch_app(settings: Settings, app_id: str, datadir: Path, web_port: int) -> faust.App:
+    """A Faust app (consumer group ``app_id``) whose batch handlers take records as fetched."""
+    datadir.mkdir(parents=True, exist_ok=True)  # Faust does not create it
     app = faust.App(
-        settings.app_id,
+        app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
-        datadir=str(settings.worker_dir),
+        datadir=str(datadir),
         store="memory://",
         topic_partitions=settings.partitions,
         topic_allow_declare=True,
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
-        web_port=settings.web_port,
+        web_port=web_port,
         web_host="0.0.0.0",
         web_in_thread=False,
         # batches as big as the core takes; outputs leave within a millisecond
@@ -66,16 +95,6 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None,
         table_standby_replicas=0,
     )
     use_batch_consumer(app)
-    registry = registry if registry is not None else CollectorRegistry()
-    metrics = Metrics.create(registry)
-    models, publisher = snapshot_topic.load_models(settings, TASKS, settings.worker_holds)
-    terminals = _add_terminal_view(app, settings, metrics)
-    for task in TASKS.values():
-        _add_scoring(app, task, settings, metrics, models[task.name],
-                     terminals if task.terminal_features else None)
-    add_learning(app, settings, metrics, models, publisher)
-    add_metrics_page(app, registry)
-    quiet_root_logger(app, log_level)
     return app
 
 
@@ -96,7 +115,7 @@ def _add_terminal_view(app: faust.App, settings: Settings, metrics: Metrics) -> 
 
 
 def _add_scoring(app: faust.App, task: ScoringTask, settings: Settings, metrics: Metrics,
-                 models: TaskModels, terminals: TerminalView | None) -> None:
+                 models: TaskModels, terminals: TerminalView | None) -> BatchScorer:
     """Score the task's input topic in batches; state in a changelog-backed table."""
     topic = app.topic(task.input_topic, key_type=bytes, value_type=bytes, key_serializer="raw",
                       value_serializer="raw", partitions=settings.partitions)
@@ -125,6 +144,7 @@ def _add_scoring(app: faust.App, task: ScoringTask, settings: Settings, metrics:
     prepare = _waiting_for(terminals, scorer, metrics) if terminals is not None else None
     add_batch_handler(app, topic, score, prepare)
     _add_state_expiry(app, table, scorer, settings, metrics)
+    return scorer
 
 
 def _waiting_for(terminals: TerminalView, scorer: BatchScorer, metrics: Metrics) -> Prepare:

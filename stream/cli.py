@@ -1,4 +1,4 @@
-"""The ``scorestream`` console script: broker, topics, worker, challengers, simulator, producer, demo.
+"""The ``scorestream`` console script: broker, topics, worker, challengers, trainer, simulator, demo.
 
 Every subcommand reads the same :class:`~stream.settings.Settings` from the
 environment; its flags only say what to do, not how the engine is configured.
@@ -13,6 +13,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from stream.settings import Settings, document
+
+#: Subcommands that run a Faust app (Faust's own worker options pass through).
+FAUST_COMMANDS = ("worker", "challengers", "trainer")
 
 
 def _kafka(args: argparse.Namespace, settings: Settings) -> int:
@@ -67,6 +70,10 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _challengers(args: argparse.Namespace, settings: Settings) -> int:
+    if settings.learning == "trainer":
+        print("scorestream challengers: SCORESTREAM_LEARNING=trainer: scorestream trainer learns the "
+              "challengers", file=sys.stderr)
+        return 2
     if settings.challengers != "separate":
         print(f"scorestream challengers: SCORESTREAM_CHALLENGERS={settings.challengers}: the workers "
               "learn the challengers themselves; this process is for 'separate'", file=sys.stderr)
@@ -74,6 +81,16 @@ def _challengers(args: argparse.Namespace, settings: Settings) -> int:
     from stream.challengers import create_challengers_app
 
     return _run_faust("challengers", create_challengers_app, args, settings)
+
+
+def _trainer(args: argparse.Namespace, settings: Settings) -> int:
+    if settings.learning != "trainer":
+        print(f"scorestream trainer: SCORESTREAM_LEARNING={settings.learning}: the workers learn "
+              "themselves; this process is for SCORESTREAM_LEARNING=trainer", file=sys.stderr)
+        return 2
+    from stream.trainer import create_trainer_app
+
+    return _run_faust("trainer", create_trainer_app, args, settings)
 
 
 def _simulate(args: argparse.Namespace, settings: Settings) -> int:
@@ -99,12 +116,15 @@ def _produce(args: argparse.Namespace, settings: Settings) -> int:
 
 def _models(args: argparse.Namespace, settings: Settings) -> int:
     from online_models.persistence import SnapshotError
-    from online_models.task_models import CHALLENGERS, format_table
+    from online_models.task_models import ALL, CHALLENGERS, format_table
     from stream import model_store
     from stream.pipeline import TASKS
 
     rows = []
-    holdings = [settings.worker_holds] + ([CHALLENGERS] if settings.challengers == "separate" else [])
+    if settings.learning == "trainer":
+        holdings = [ALL]  # the trainer's (the workers score with its champion, published)
+    else:
+        holdings = [settings.worker_holds] + ([CHALLENGERS] if settings.challengers_process else [])
     for task in TASKS:
         for holds in holdings:
             try:
@@ -156,6 +176,12 @@ def build_parser() -> argparse.ArgumentParser:
     challengers.add_argument("faust_args", nargs=argparse.REMAINDER)
     challengers.set_defaults(run=_challengers)
 
+    trainer = commands.add_parser(
+        "trainer", help="join labels and learn every model in one process, publishing what the"
+        " workers score with (SCORESTREAM_LEARNING=trainer; extra arguments go to Faust)")
+    trainer.add_argument("faust_args", nargs=argparse.REMAINDER)
+    trainer.set_defaults(run=_trainer)
+
     simulate = commands.add_parser("simulate", help="simulated events, to Kafka or to a file")
     simulate.add_argument("--events", type=int, default=10_000, help="0 means endless")
     simulate.add_argument("--seed", type=int, default=0)
@@ -184,9 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
-    if unknown and args.command not in ("worker", "challengers"):
+    if unknown and args.command not in FAUST_COMMANDS:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
-    if args.command in ("worker", "challengers"):  # Faust's own worker options pass through
+    if args.command in FAUST_COMMANDS:  # Faust's own worker options pass through
         args.faust_args = [*unknown, *args.faust_args]
     return args.run(args, Settings.from_env())
 

@@ -29,7 +29,7 @@ WATCHED = (topics.LEAD_SCORES, topics.TRANSACTION_SCORES, topics.FRAUD_ALERTS, t
 
 
 def start_worker(settings: Settings, command: str = "worker") -> subprocess.Popen:
-    """Run ``scorestream worker`` (or ``challengers``) as a child process, its output in the home folder."""
+    """Run ``scorestream worker`` (or ``challengers``, ``trainer``) as a child, its output in the home."""
     log_path = settings.home / f"{command}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "SCORESTREAM_HOME": str(settings.home)}
@@ -110,6 +110,14 @@ async def _run(settings: Settings, events: int, rate: float, duration: float | N
     await asyncio.gather(watcher, producer, waiter, return_exceptions=True)
 
 
+def companions(settings: Settings) -> list[tuple[str, int]]:
+    """The processes that run beside the worker (command, web port): who learns the challengers
+    (``scorestream challengers``) or everything (``scorestream trainer``), if not the worker."""
+    if settings.learning == "trainer":
+        return [("trainer", settings.trainer_web_port)]
+    return [("challengers", settings.challengers_web_port)] if settings.challengers_process else []
+
+
 def run_demo(settings: Settings, events: int = 0, rate: float = 200.0,
              duration: float | None = None) -> int:
     """Broker, topics, worker and simulator, with live scores; Ctrl-C stops it."""
@@ -120,11 +128,11 @@ def run_demo(settings: Settings, events: int = 0, rate: float = 200.0,
     try:
         url = wait_for_metrics(settings, children[0])
         print(f"worker running (pid {children[0].pid}); metrics at {url}; log {settings.home}/worker.log")
-        if settings.challengers == "separate":
-            children.append(start_worker(settings, "challengers"))
-            url = wait_for_metrics(settings, children[1], port=settings.challengers_web_port)
-            print(f"challengers running (pid {children[1].pid}); metrics at {url}; "
-                  f"log {settings.home}/challengers.log")
+        for command, port in companions(settings):
+            children.append(start_worker(settings, command))
+            url = wait_for_metrics(settings, children[-1], port=port)
+            print(f"{command} running (pid {children[-1].pid}); metrics at {url}; "
+                  f"log {settings.home}/{command}.log")
         print(f"simulating {'endless' if not events else events} events at {rate:g}/s; "
               "Ctrl-C to stop")
         asyncio.run(_run(settings, events, rate, duration))

@@ -44,6 +44,8 @@ class Metrics(NamedTuple):
     terminal_transactions: Gauge
     snapshot_publish: Histogram
     snapshot_publish_failures: Counter
+    model_swaps: Counter
+    model_training_position: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> Metrics:
@@ -128,4 +130,10 @@ class Metrics(NamedTuple):
                 "scorestream_model_snapshot_publish_failures", "Model snapshots saved locally but not"
                 " published to the snapshot topic (a new machine would restore an older one).",
                 ["snapshot"], registry=registry),
+            model_swaps=Counter(
+                "scorestream_model_swaps", "Models published by scorestream trainer that this worker"
+                " swapped in (SCORESTREAM_LEARNING=trainer).", ["task"], registry=registry),
+            model_training_position=Gauge(
+                "scorestream_model_training_position", "Offset in training-examples of the last example"
+                " the models this process scores with have learned.", ["task"], registry=registry),
         )

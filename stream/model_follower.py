@@ -2,8 +2,9 @@
 
 With ``SCORESTREAM_LEARNING=trainer`` one trainer process learns and publishes each
 task's champion and anomaly detector to the app's snapshot topic (under the name
-``<task>``, :mod:`stream.snapshot_records`' layout); the scoring workers follow that
-topic and put each newer snapshot in place of the models they score with.
+``<task>.scoring``, :mod:`stream.snapshot_records`' layout; see :mod:`stream.trainer`);
+the scoring workers follow that topic and put each newer snapshot in place of the
+models they score with (:func:`add_model_following`).
 
 :class:`SnapshotFollower` is the logic, without Kafka: fed the topic's records in
 offset order, it finds the newest whole snapshot of each task strictly newer than
@@ -42,12 +43,15 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from online_models import persistence
 from online_models.task_models import TaskModels
 from stream import model_store, topics
+from stream.metrics import Metrics
+from stream.pipeline import BatchScorer
 from stream.settings import Settings
 from stream.snapshot_records import LogReader, Manifest, SnapshotLog
 
@@ -323,3 +327,24 @@ class _Following:
                      swap.task, swap.models.version, swap.models.position, self.topic, swap.seconds)
             if self.on_swap is not None:
                 self.on_swap(swap.task, swap.models, swap.seconds)
+
+
+def add_model_following(app: faust.App, settings: Settings, metrics: Metrics,
+                        scorers: Mapping[str, BatchScorer]) -> None:
+    """A worker's side: swap in each newer model the trainer publishes, between two batches."""
+    for task, scorer in scorers.items():
+        metrics.model_training_position.labels(task=task).set(scorer.models.position)
+
+    def newness(task: str) -> tuple[int, int]:
+        models = scorers[task].models
+        return models.position, models.version
+
+    def swap(task: str, models: TaskModels) -> None:
+        scorers[task].models = models  # batches are handled whole on this loop: never half-swapped
+        metrics.model_swaps.labels(task=task).inc()
+        metrics.model_training_position.labels(task=task).set(models.position)
+
+    @app.task
+    async def follow_trainer() -> None:
+        names = {task: model_store.published_name(task) for task in scorers}
+        await follow(settings, names, newness, swap)

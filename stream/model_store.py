@@ -50,6 +50,12 @@ def snapshot_name(task: str, holds: str) -> str:
     return f"{task}.challengers" if holds == CHALLENGERS else task
 
 
+def published_name(task: str) -> str:
+    """``<task>.scoring``: the champion and anomaly detector ``scorestream trainer`` publishes for
+    the workers to score with (``SCORESTREAM_LEARNING=trainer``)."""
+    return f"{task}.scoring"
+
+
 def snapshot_path(settings: Settings, task: str, holds: str) -> Path:
     """``<home>/models/<task>.snapshot`` for a scoring worker, ``<task>.challengers.snapshot`` for
     ``scorestream challengers``.
@@ -128,10 +134,22 @@ def restore_newest(task: str, settings: Settings, holds: str,
     path = snapshot_path(settings, task, holds)
     local = path.read_bytes() if path.exists() else None
     newest = _newness(persistence.read_header(local, key)) if local is not None else None
-    name = snapshot_name(task, holds)
+    models = newest_trusted(task, snapshot_name(task, holds), settings, from_topic, newer_than=newest)
+    if models is not None or local is None:
+        return models
+    models = persistence.load(local, key, task=task)
+    log.info("restored %s models v%d at training position %d", task, models.version, models.position)
+    return models
+
+
+def newest_trusted(task: str, name: str, settings: Settings, from_topic: Iterable[tuple[Manifest, bytes]],
+                   newer_than: tuple[int, int] | None = None) -> TaskModels | None:
+    """The newest snapshot of ``from_topic`` (newest first) that verifies and is newer than
+    ``newer_than``, loaded; those refused are logged and passed over."""
+    key = signing_key(settings)
     for manifest, blob in from_topic:
-        if newest is not None and manifest.newness <= newest:
-            break  # the rest are older still (as their manifests say; headers are checked when used)
+        if newer_than is not None and manifest.newness <= newer_than:
+            return None  # the rest are older still (as their manifests say; headers are checked when used)
         try:
             header = persistence.read_header(blob, key)
             if header["task"] != task or _newness(header) != manifest.newness:
@@ -144,11 +162,7 @@ def restore_newest(task: str, settings: Settings, holds: str,
         log.info("restored %s models v%d at training position %d from %s", task, models.version,
                  models.position, topics.snapshot_topic(settings.app_id))
         return models
-    if local is None:
-        return None
-    models = persistence.load(local, key, task=task)
-    log.info("restored %s models v%d at training position %d", task, models.version, models.position)
-    return models
+    return None
 
 
 def _log_refused(name: str, manifest: Manifest, error: persistence.SnapshotError,

@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 #: Values of ``SCORESTREAM_CHALLENGERS``.
 CHALLENGER_MODES = ("separate", "inline")
+#: Values of ``SCORESTREAM_LEARNING``.
+LEARNING_MODES = ("workers", "trainer")
 
 
 @dataclass(frozen=True)
@@ -82,12 +84,23 @@ class Settings:
     #: worker scores every model on each event (shadow scores in each score message) and learns
     #: them all.
     challengers: str = "separate"
+    #: Who learns: ``workers`` — every worker joins labels and learns its models itself, from
+    #: ``training-examples`` in full (replicas identical; scores exactly River's); ``trainer`` —
+    #: one ``scorestream trainer`` process joins the labels and learns every model, and publishes
+    #: each task's champion and anomaly detector every ``SCORESTREAM_MODEL_PUBLISH_INTERVAL_S``;
+    #: workers only score, with the newest models published (a few seconds behind the trainer).
+    learning: str = "workers"
+    #: With ``SCORESTREAM_LEARNING=trainer``: seconds between two publications of the models
+    #: the workers score with (the staleness of their scores' models, besides Kafka's delay).
+    model_publish_interval_s: float = 5.0
     #: The fraud model whose score is published (empty: the registry's choice, ``arf``).
     fraud_champion: str = ""
     #: The lead model whose score is published (empty: the registry's choice, ``logreg``).
     lead_champion: str = ""
     #: Port of the ``scorestream challengers`` process's web server (its ``/metrics``).
     challengers_web_port: int = 6067
+    #: Port of the ``scorestream trainer`` process's web server (its ``/metrics``).
+    trainer_web_port: int = 6068
     #: Trees of the adaptive random forest (a trained forest of 10 pickles to about 15 MB).
     arf_trees: int = 10
     #: Key (text) that signs model snapshots; empty: a random key kept in ``<home>/model.key``.
@@ -133,6 +146,13 @@ class Settings:
             msg = (f"{PREFIX}CHALLENGERS={self.challengers!r}: expected one of "
                    f"{', '.join(CHALLENGER_MODES)}")
             raise ValueError(msg)
+        if self.learning not in LEARNING_MODES:
+            msg = f"{PREFIX}LEARNING={self.learning!r}: expected one of {', '.join(LEARNING_MODES)}"
+            raise ValueError(msg)
+        if self.learning == "trainer" and self.challengers == "inline":
+            msg = (f"{PREFIX}LEARNING=trainer scores the champion only on the workers: {PREFIX}CHALLENGERS"
+                   "=inline needs workers that learn (the trainer learns the challengers)")
+            raise ValueError(msg)
 
     def champion(self, task: str) -> str:
         """The configured champion of a task, else the registry's (``online_models.registry.CHAMPIONS``)."""
@@ -144,7 +164,12 @@ class Settings:
     @property
     def worker_holds(self) -> str:
         """Which models a scoring worker holds (``online_models.task_models.HOLDS``)."""
-        return "champion" if self.challengers == "separate" else "all"
+        return "champion" if self.challengers == "separate" or self.learning == "trainer" else "all"
+
+    @property
+    def challengers_process(self) -> bool:
+        """Whether ``scorestream challengers`` runs: the workers learn, the challengers are separate."""
+        return self.learning == "workers" and self.challengers == "separate"
 
     def horizon_days(self, task: str) -> float:
         """The label horizon of a task (``fraud`` or ``lead``), in days of event time."""

@@ -31,7 +31,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaConnectionError
 
 from online_models import persistence
-from online_models.task_models import TaskModels
+from online_models.task_models import CHAMPION, TaskModels
 from stream import model_store, topics
 from stream.settings import Settings
 from stream.snapshot_records import (
@@ -121,8 +121,12 @@ class SnapshotPublisher:
         thread; the event loop cuts one chunk at a time (a copy of under 1 MB) and hands it to
         the producer, waiting for each to be acknowledged: it never holds more than one.
         """
+        return await self.publish_blob(name, await asyncio.to_thread(path.read_bytes))
+
+    async def publish_blob(self, name: str, blob: bytes) -> Manifest:
+        """:meth:`publish` a signed snapshot already in memory."""
         key = model_store.signing_key(self.settings)
-        publish = await asyncio.to_thread(_publication, path, key, name, secrets.token_hex(8))
+        publish = await asyncio.to_thread(_publication, blob, key, name, secrets.token_hex(8))
         producer = await self._started()
         obsolete = self._obsolete.setdefault(name, set())
         for chunk_key, chunk in publish.chunks():
@@ -154,8 +158,7 @@ class SnapshotPublisher:
             await producer.stop()
 
 
-def _publication(path: Path, key: bytes, name: str, publish_id: str) -> Publication:
-    blob = path.read_bytes()
+def _publication(blob: bytes, key: bytes, name: str, publish_id: str) -> Publication:
     return publication(name, blob, persistence.read_header(blob, key), publish_id)
 
 
@@ -181,3 +184,36 @@ def load_models(settings: Settings, tasks: Iterable[str],
     models = {task: model_store.load_or_create(task, settings, holds, found.snapshots(name))
               for task, name in names.items()}
     return models, publisher(settings, found)
+
+
+def load_published(settings: Settings, tasks: Iterable[str]) -> dict[str, TaskModels]:
+    """Every task's newest models published by ``scorestream trainer`` (else fresh ones, until it
+    publishes): what a worker scores with when ``SCORESTREAM_LEARNING=trainer``."""
+    names = {task: model_store.published_name(task) for task in tasks}
+    found = read_at_start(settings, names.values())
+    models = {}
+    for task, name in names.items():
+        newest = model_store.newest_trusted(task, name, settings, found.snapshots(name))
+        if newest is None:
+            log.warning("no %s models published by scorestream trainer yet on %s: scoring with new"
+                        " models until it publishes", task, topics.snapshot_topic(settings.app_id))
+            newest = TaskModels(task, n_trees=settings.arf_trees, champion=settings.champion(task),
+                                holds=CHAMPION)
+        models[task] = newest
+    return models
+
+
+def trainer_publisher(settings: Settings, tasks: Iterable[str]) -> SnapshotPublisher:
+    """The publisher of the models the workers score with; the trainer cannot do without it."""
+    names = [model_store.published_name(task) for task in tasks]
+    found = read_at_start(settings, names)
+    if not found.topic_exists:
+        msg = (f"the model snapshot topic {topics.snapshot_topic(settings.app_id)} does not exist, and"
+               " the workers receive their models through it: make it with 'scorestream topics create'")
+        raise RuntimeError(msg)
+    if not settings.model_key:
+        log.warning("SCORESTREAM_MODEL_KEY is not set: the models published for the workers are signed"
+                    " with the random key in %s/model.key, which only processes sharing this"
+                    " SCORESTREAM_HOME have", settings.home)
+    return SnapshotPublisher(settings, found.superseded)
+

@@ -35,9 +35,19 @@ KEY_FIELD = {
 }
 
 
+#: Tables of the label join: the workers' (``SCORESTREAM_LEARNING=workers``) or the trainer's.
+JOIN_TABLES = ("fraud-label-join", "lead-label-join", "fraud-pending-labels", "lead-pending-labels")
 #: Faust tables of the worker; each has a compacted changelog topic ``<app id>-<table>-changelog``.
-TABLES = ("customer-state", "visitor-state", "fraud-label-join", "lead-label-join",
-          "fraud-pending-labels", "lead-pending-labels")
+TABLES = ("customer-state", "visitor-state", *JOIN_TABLES)
+
+
+def trainer_app_id(app_id: str) -> str:
+    """The Faust app id (consumer group, changelog prefix) of ``scorestream trainer``.
+
+    >>> trainer_app_id("scorestream")
+    'scorestream-trainer'
+    """
+    return f"{app_id}-trainer"
 
 
 def join_topic(app_id: str, task: str) -> str:
@@ -81,4 +91,6 @@ def changelog_topics(app_id: str) -> tuple[str, ...]:
     >>> changelog_topics("s")[0]
     's-customer-state-changelog'
     """
-    return tuple(f"{app_id}-{table}-changelog" for table in TABLES)
+    trainer = trainer_app_id(app_id)
+    return (tuple(f"{app_id}-{table}-changelog" for table in TABLES)
+            + tuple(f"{trainer}-{table}-changelog" for table in JOIN_TABLES))

@@ -56,7 +56,8 @@ def broker() -> Iterator[Settings]:
 def engine(broker: Settings, tmp_path: Path) -> Settings:
     """Settings for one test: empty Scorestream topics, a fresh app id, a free web port."""
     settings = replace(broker, app_id=f"it-{uuid.uuid4().hex[:8]}", home=tmp_path / "home",
-                       web_port=free_port(), challengers_web_port=free_port(), session_timeout_s=6.0)
+                       web_port=free_port(), challengers_web_port=free_port(), trainer_web_port=free_port(),
+                       session_timeout_s=6.0)
     asyncio.run(admin.delete_topics(settings, prefix="it-"))
     asyncio.run(admin.create_topics(settings))
     return settings
@@ -69,13 +70,14 @@ def settings_env(settings: Settings) -> dict[str, str]:
                  "fraud_alert_threshold", "batch_size", "session_timeout_s",
                  "allowed_lateness_s", "state_expiry_interval_s", "label_grace_s",
                  "terminal_delay_days", "terminal_label_wait_s", "challengers",
-                 "challengers_web_port", "fraud_champion", "lead_champion", "model_key"):
+                 "challengers_web_port", "fraud_champion", "lead_champion", "model_key", "learning",
+                 "trainer_web_port", "model_publish_interval_s"):
         env["SCORESTREAM_" + name.upper()] = str(getattr(settings, name))
     return env
 
 
 class Worker:
-    """A real ``scorestream worker`` process (or, with ``command="challengers"``, the challengers')."""
+    """A real ``scorestream worker`` process (or, with ``command=``, ``challengers`` or ``trainer``)."""
 
     def __init__(self, settings: Settings, name: str = "worker", command: str = "worker") -> None:
         self.settings = settings
@@ -90,7 +92,8 @@ class Worker:
 
     @property
     def metrics_url(self) -> str:
-        port = self.settings.challengers_web_port if self.command == "challengers" else self.settings.web_port
+        port = {"challengers": self.settings.challengers_web_port,
+                "trainer": self.settings.trainer_web_port}.get(self.command, self.settings.web_port)
         return f"http://127.0.0.1:{port}/metrics"
 
     def wait_ready(self, timeout: float = 90) -> None:
