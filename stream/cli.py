@@ -70,13 +70,10 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _challengers(args: argparse.Namespace, settings: Settings) -> int:
-    if settings.learning == "trainer":
-        print("scorestream challengers: SCORESTREAM_LEARNING=trainer: scorestream trainer learns the "
-              "challengers", file=sys.stderr)
-        return 2
-    if settings.challengers != "separate":
-        print(f"scorestream challengers: SCORESTREAM_CHALLENGERS={settings.challengers}: the workers "
-              "learn the challengers themselves; this process is for 'separate'", file=sys.stderr)
+    if not settings.challengers_process:
+        learner = "scorestream trainer learns" if settings.learning == "trainer" else "the workers learn"
+        print(f"scorestream challengers: SCORESTREAM_CHALLENGERS={settings.challengers}: {learner} the "
+              "challengers; this process is for 'separate'", file=sys.stderr)
         return 2
     from stream.challengers import create_challengers_app
 
@@ -116,15 +113,13 @@ def _produce(args: argparse.Namespace, settings: Settings) -> int:
 
 def _models(args: argparse.Namespace, settings: Settings) -> int:
     from online_models.persistence import SnapshotError
-    from online_models.task_models import ALL, CHALLENGERS, format_table
+    from online_models.task_models import CHALLENGERS, format_table
     from stream import model_store
     from stream.pipeline import TASKS
 
     rows = []
-    if settings.learning == "trainer":
-        holdings = [ALL]  # the trainer's (the workers score with its champion, published)
-    else:
-        holdings = [settings.worker_holds] + ([CHALLENGERS] if settings.challengers_process else [])
+    # the workers' snapshots, or the trainer's (whose champion the workers score with)
+    holdings = [settings.learner_holds] + ([CHALLENGERS] if settings.challengers_process else [])
     for task in TASKS:
         for holds in holdings:
             try:

@@ -111,11 +111,11 @@ async def _run(settings: Settings, events: int, rate: float, duration: float | N
 
 
 def companions(settings: Settings) -> list[tuple[str, int]]:
-    """The processes that run beside the worker (command, web port): who learns the challengers
-    (``scorestream challengers``) or everything (``scorestream trainer``), if not the worker."""
-    if settings.learning == "trainer":
-        return [("trainer", settings.trainer_web_port)]
-    return [("challengers", settings.challengers_web_port)] if settings.challengers_process else []
+    """The processes that run beside the worker (command, web port): ``scorestream trainer``, which
+    learns what the workers score with, and ``scorestream challengers``, if the settings want them."""
+    trainer = [("trainer", settings.trainer_web_port)] if settings.learning == "trainer" else []
+    challengers = [("challengers", settings.challengers_web_port)] if settings.challengers_process else []
+    return trainer + challengers
 
 
 def run_demo(settings: Settings, events: int = 0, rate: float = 200.0,

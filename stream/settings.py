@@ -77,18 +77,19 @@ class Settings:
     terminal_label_wait_s: float = 2.0
     #: Seconds of wall-clock time between two sweeps that drop idle keys' state.
     state_expiry_interval_s: float = 300.0
-    #: Where the challengers live: ``separate`` — each worker scores and learns the champion and
-    #: the anomaly detector only, and one ``scorestream challengers`` process learns every
-    #: classifier (the challengers, and the champion's copy as their yardstick) from
-    #: ``training-examples``, scoring each test-then-train, off the hot path; ``inline`` — every
-    #: worker scores every model on each event (shadow scores in each score message) and learns
-    #: them all.
+    #: Where the challengers live: ``separate`` — each worker scores and learns (or, with a
+    #: trainer, is sent) the champion and the anomaly detector only, and one ``scorestream
+    #: challengers`` process learns every classifier (the challengers, and the champion's copy as
+    #: their yardstick) from ``training-examples``, scoring each test-then-train, off the hot path;
+    #: ``inline`` — whoever learns the champion learns them all too (with workers learning, every
+    #: worker scores every model on each event, shadow scores in each score message).
     challengers: str = "separate"
-    #: Who learns: ``workers`` — every worker joins labels and learns its models itself, from
-    #: ``training-examples`` in full (replicas identical; scores exactly River's); ``trainer`` —
-    #: one ``scorestream trainer`` process joins the labels and learns every model, and publishes
-    #: each task's champion and anomaly detector every ``SCORESTREAM_MODEL_PUBLISH_INTERVAL_S``;
-    #: workers only score, with the newest models published (a few seconds behind the trainer).
+    #: Who learns the models the workers score with: ``workers`` — every worker joins labels and
+    #: learns them itself, from ``training-examples`` in full (replicas identical; scores exactly
+    #: River's); ``trainer`` — one ``scorestream trainer`` process joins the labels, learns them
+    #: (and the challengers, if inline) and publishes each task's champion and anomaly detector
+    #: every ``SCORESTREAM_MODEL_PUBLISH_INTERVAL_S``; workers only score, with the newest models
+    #: published (a few seconds behind the trainer).
     learning: str = "workers"
     #: With ``SCORESTREAM_LEARNING=trainer``: seconds between two publications of the models
     #: the workers score with (the staleness of their scores' models, besides Kafka's delay).
@@ -149,10 +150,6 @@ class Settings:
         if self.learning not in LEARNING_MODES:
             msg = f"{PREFIX}LEARNING={self.learning!r}: expected one of {', '.join(LEARNING_MODES)}"
             raise ValueError(msg)
-        if self.learning == "trainer" and self.challengers == "inline":
-            msg = (f"{PREFIX}LEARNING=trainer scores the champion only on the workers: {PREFIX}CHALLENGERS"
-                   "=inline needs workers that learn (the trainer learns the challengers)")
-            raise ValueError(msg)
 
     def champion(self, task: str) -> str:
         """The configured champion of a task, else the registry's (``online_models.registry.CHAMPIONS``)."""
@@ -162,14 +159,20 @@ class Settings:
         return chosen or CHAMPIONS[task]
 
     @property
+    def learner_holds(self) -> str:
+        """Which models the process that learns the champion holds (the workers, or
+        ``scorestream trainer``; ``online_models.task_models.HOLDS``): the challengers too, inline."""
+        return "champion" if self.challengers == "separate" else "all"
+
+    @property
     def worker_holds(self) -> str:
-        """Which models a scoring worker holds (``online_models.task_models.HOLDS``)."""
-        return "champion" if self.challengers == "separate" or self.learning == "trainer" else "all"
+        """Which models a scoring worker holds: those it learns, or the champion only with a trainer."""
+        return "champion" if self.learning == "trainer" else self.learner_holds
 
     @property
     def challengers_process(self) -> bool:
-        """Whether ``scorestream challengers`` runs: the workers learn, the challengers are separate."""
-        return self.learning == "workers" and self.challengers == "separate"
+        """Whether ``scorestream challengers`` learns the challengers (``SCORESTREAM_CHALLENGERS``)."""
+        return self.challengers == "separate"
 
     def horizon_days(self, task: str) -> float:
         """The label horizon of a task (``fraud`` or ``lead``), in days of event time."""

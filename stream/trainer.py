@@ -8,9 +8,11 @@ event (``bench/README.md``), paid again by every replica. With ``trainer`` the
 * it routes ``fraud-labels`` and ``conversions`` and keeps the label join (its own
   consumer group ``<app id>-trainer`` and changelog-backed tables), reading the join
   records the workers produce for each event scored, with its features and scores;
-* it learns every training example into every model (champion, challengers, rule
-  baseline, anomaly detector), as a worker would (:mod:`stream.learning_agents`),
-  and snapshots them (``<task>.snapshot``) for its own restarts;
+* it learns every training example into the champion and anomaly detector (and, with
+  ``SCORESTREAM_CHALLENGERS=inline``, the challengers and rule baseline; separate, they
+  are ``scorestream challengers``' as ever), as a worker would
+  (:mod:`stream.learning_agents`), and snapshots them (``<task>.snapshot``) for its
+  own restarts;
 * every ``SCORESTREAM_MODEL_PUBLISH_INTERVAL_S`` in which it learned something, it
   publishes each task's champion and anomaly detector, signed, as ``<task>.scoring``
   to the snapshot topic.
@@ -35,7 +37,7 @@ import faust
 from prometheus_client import CollectorRegistry
 
 from online_models import persistence
-from online_models.task_models import ALL, CHAMPION, TaskModels
+from online_models.task_models import CHAMPION, TaskModels
 from stream import model_store, snapshot_topic, topics
 from stream.app import add_metrics_page, batch_app, quiet_root_logger
 from stream.learning_agents import add_learning
@@ -54,7 +56,7 @@ def create_trainer_app(settings: Settings, registry: CollectorRegistry | None = 
                     settings.trainer_web_port)
     registry = registry if registry is not None else CollectorRegistry()
     metrics = Metrics.create(registry)
-    models, publisher = snapshot_topic.load_models(settings, TASKS, ALL)
+    models, publisher = snapshot_topic.load_models(settings, TASKS, settings.learner_holds)
     add_learning(app, settings, metrics, models, publisher)
     add_publishing(app, settings, metrics, models, snapshot_topic.trainer_publisher(settings, TASKS))
     add_metrics_page(app, registry)

@@ -73,7 +73,7 @@ def test_published_scores_are_rivers_own_loop(engine, start_worker, tmp_path, mo
     detector's are, and ``scorestream challengers`` ends with River's own test-then-train models.
     With a trainer, the workers' scores are those of River's models at the training position of
     the models the trainer last published, and the trainer ends with River's own models."""
-    challengers = "inline" if mode == "inline" else "separate"
+    challengers = "separate" if mode == "separate" else "inline"  # with a trainer: it learns them all
     settings = replace(engine, partitions=1, label_grace_s=0.0, challengers=challengers,
                        learning="trainer" if mode == "trainer" else "workers", model_publish_interval_s=0.5)
     asyncio.run(admin.delete_topics(settings, prefix="it-"))
@@ -102,7 +102,7 @@ def test_published_scores_are_rivers_own_loop(engine, start_worker, tmp_path, mo
               f"{dict(Counter((e['cause'], e['label']) for e in learned))}, "
               f"last training position {scores[-1]['training_position']}, max |engine - River| {worst}")
         champion = settings.champion(task)
-        published = ({"logreg", "hoeffding", "arf", "rules"} if challengers == "inline"
+        published = ({"logreg", "hoeffding", "arf", "rules"} if mode == "inline"
                      else {champion}) | ({"hst"} if task == "fraud" else set())
         assert set(worst) == published
         assert all(difference <= 1e-12 for difference in worst.values()), worst

@@ -26,6 +26,16 @@ def test_worker_holds_names_a_holding_of_the_task_models():
     assert {Settings(challengers=mode).worker_holds for mode in ("separate", "inline")} <= set(HOLDS)
 
 
+def test_with_a_trainer_workers_hold_the_champion_and_the_trainer_what_workers_would_learn():
+    assert Settings().learning == "workers"
+    for challengers, learner in (("separate", "champion"), ("inline", "all")):
+        settings = Settings(learning="trainer", challengers=challengers)
+        assert settings.worker_holds == "champion" and settings.learner_holds == learner
+        assert settings.challengers_process == (challengers == "separate")
+    with pytest.raises(ValueError, match="SCORESTREAM_LEARNING='replicas': expected one of workers, trainer"):
+        Settings.from_env({"SCORESTREAM_LEARNING": "replicas"})
+
+
 def test_the_champion_is_the_registry_s_unless_configured():
     settings = Settings.from_env({"SCORESTREAM_FRAUD_CHAMPION": "logreg"})
     assert settings.champion("fraud") == "logreg" and settings.champion("lead") == "logreg"
