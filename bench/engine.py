@@ -35,12 +35,14 @@ from bench.common import (
     recreate_topics,
     wait_for_count,
 )
-from stream import topics
+from stream import admin, topics
 from stream.settings import Settings
 
 ENGINE_CMD = (sys.executable, "-m", "stream.cli", "worker")
 #: ``scorestream challengers``, run beside the workers when the challengers are separate.
 CHALLENGERS_CMD = (sys.executable, "-m", "stream.cli", "challengers")
+#: ``scorestream trainer``, run beside the workers with ``SCORESTREAM_LEARNING=trainer``.
+TRAINER_CMD = (sys.executable, "-m", "stream.cli", "trainer")
 #: Label horizons of 15 minutes of event time: every scored event (every session, for leads)
 #: becomes a training example within the backlog, learned by every model, as at steady state
 #: (with the default 7 and 14 days, a backlog of a few simulated days would learn almost nothing).
@@ -158,6 +160,11 @@ class EngineRun:
     #: per input event
     challengers_lag_s: float = float("nan")
     challengers_cpu_us_per_event: float = float("nan")
+    #: with ``SCORESTREAM_LEARNING=trainer``: seconds after the last score until ``scorestream
+    #: trainer`` had learned every example (``events_per_s`` waits for it: the workers score with
+    #: what it learns), and its CPU per input event
+    trainer_lag_s: float = float("nan")
+    trainer_cpu_us_per_event: float = float("nan")
 
 
 def _run_settings(base: Settings, tag: str) -> Settings:
@@ -218,20 +225,29 @@ def run_engine(cmd: tuple[str, ...], base: Settings, backlog: list[Event], worke
     asyncio.run(recreate_topics(settings, WORKER_INPUTS))
     procs: list[WorkerProcess] = []
     shadow: WorkerProcess | None = None
+    trainer: WorkerProcess | None = None
     spy: subprocess.Popen | None = None
     env = {**STEADY_STATE_ENV, **(extra_env or {})}
     try:
         for i in range(workers):
             each = settings if i == 0 else replace(settings, web_port=free_port())
             procs.append(WorkerProcess(cmd, each, f"worker{i}", env))
-        if Settings.from_env(env).challengers == "separate":
+        configured = Settings.from_env(env)
+        if configured.challengers_process:
             port = free_port()
             shadow = WorkerProcess(CHALLENGERS_CMD, replace(settings, web_port=port), "challengers",
                                    {**env, "SCORESTREAM_CHALLENGERS_WEB_PORT": str(port)})
-        for proc in procs + ([shadow] if shadow else []):
+        if configured.learning == "trainer":
+            asyncio.run(admin.create_topics(settings, names=(topics.snapshot_topic(settings.app_id),)))
+            port = free_port()
+            trainer = WorkerProcess(TRAINER_CMD, replace(settings, web_port=port), "trainer",
+                                    {**env, "SCORESTREAM_TRAINER_WEB_PORT": str(port)})
+        for proc in procs + [p for p in (shadow, trainer) if p]:
             proc.wait_ready()
         if not asyncio.run(group_stable(settings, settings.app_id, workers)):
             raise RuntimeError(f"consumer group not stable with {workers} member(s):\n{procs[0].log()}")
+        if trainer and not asyncio.run(group_stable(settings, topics.trainer_app_id(settings.app_id), 1)):
+            raise RuntimeError(f"the trainer's consumer group is not stable:\n{trainer.log()}")
         time.sleep(1.0)  # table recovery of the (empty) changelogs ends after the group is stable
         base_offsets = asyncio.run(end_offsets(settings, SCORE_TOPICS))
         if profile:
@@ -242,13 +258,15 @@ def run_engine(cmd: tuple[str, ...], base: Settings, backlog: list[Event], worke
             time.sleep(1.0)
         cpu_before = sum(p.cpu_seconds() for p in procs)
         shadow_cpu_before = shadow.cpu_seconds() if shadow else 0.0
+        trainer_cpu_before = trainer.cpu_seconds() if trainer else 0.0
         asyncio.run(load(settings, backlog))
         expected = sum(e.topic in topics.INPUT_TOPICS for e in backlog)  # labels are not scored
         seen = asyncio.run(wait_for_count(settings, SCORE_TOPICS, base_offsets, expected,
                                           timeout=max(45, expected / 500),
                                           alive=lambda: all(p.alive() for p in procs)))
         scored_at_ms = time.time() * 1000
-        learned_at_ms, examples = wait_for_learning(settings, procs, timeout=max(60, expected / 200))
+        learners = [trainer] if trainer else procs  # who learns what the workers score with
+        learned_at_ms, examples = wait_for_learning(settings, learners, timeout=max(60, expected / 200))
         cpu = sum(p.cpu_seconds() for p in procs) - cpu_before
         lag = float("nan")
         if shadow is not None:
@@ -269,7 +287,11 @@ def run_engine(cmd: tuple[str, ...], base: Settings, backlog: list[Event], worke
                         scoring_only_per_s=rate_from_timestamps(records), examples=examples,
                         challengers_lag_s=lag,
                         challengers_cpu_us_per_event=(shadow.cpu_seconds() - shadow_cpu_before)
-                        / max(1, seen) * 1e6 if shadow else float("nan"))
+                        / max(1, seen) * 1e6 if shadow else float("nan"),
+                        trainer_lag_s=max(0.0, (learned_at_ms - scored_at_ms) / 1000) if trainer
+                        else float("nan"),
+                        trainer_cpu_us_per_event=(trainer.cpu_seconds() - trainer_cpu_before)
+                        / max(1, seen) * 1e6 if trainer else float("nan"))
         if not run.complete:
             print(f"   (incomplete: {seen}/{expected} scores before the deadline; logs in "
                   f"{procs[0].log_path.parent})", flush=True)
@@ -288,7 +310,7 @@ def run_engine(cmd: tuple[str, ...], base: Settings, backlog: list[Event], worke
         if spy is not None:
             spy.send_signal(signal.SIGINT)
             spy.wait(timeout=60)
-        for proc in procs + ([shadow] if shadow else []):
+        for proc in procs + [p for p in (shadow, trainer) if p]:
             proc.stop()
         asyncio.run(delete_prefixed(settings, settings.app_id))
 

@@ -56,18 +56,24 @@ KNOBS = (sys.executable, "-m", "bench.prototypes.engine_knobs", "worker")
 #: name → (command, extra environment). "engine" is the worker as shipped (challengers in
 #: ``scorestream challengers``, run beside it); "+lr-champions" is the issue's target configuration
 #: (logistic regression publishes both tasks' scores); "+inline" every worker scoring and learning
-#: every model; the knobs change one Faust or Python setting (``bench/prototypes/engine_knobs.py``).
+#: every model; "+trainer" workers only scoring, ``scorestream trainer`` (run beside them) joining
+#: labels and learning the champion and ``hst``, ``scorestream challengers`` the rest; the knobs
+#: change one Faust or Python setting (``bench/prototypes/engine_knobs.py``).
 #: The ceiling and the peer of a contender score the models its worker holds, as configured.
 CONTENDERS: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
     "engine": (ENGINE_CMD, {}),
     "engine+lr-champions": (ENGINE_CMD, {"SCORESTREAM_FRAUD_CHAMPION": "logreg"}),
     "engine+inline": (ENGINE_CMD, {"SCORESTREAM_CHALLENGERS": "inline"}),
+    "engine+trainer": (ENGINE_CMD, {"SCORESTREAM_LEARNING": "trainer"}),
+    "engine+trainer+lr-champions": (ENGINE_CMD, {"SCORESTREAM_LEARNING": "trainer",
+                                                 "SCORESTREAM_FRAUD_CHAMPION": "logreg"}),
     "engine+uvloop": (KNOBS, {"BENCH_LOOP": "uvloop"}),
     "engine+standby": (KNOBS, {"BENCH_STANDBY_REPLICAS": "1"}),
     "engine+poll100": (KNOBS, {"BENCH_MAX_POLL_RECORDS": "100"}),
     "engine+switch": (KNOBS, {"BENCH_SWITCH_INTERVAL": "0.0005"}),
 }
-DEFAULT_CONTENDERS = ("engine", "engine+lr-champions", "engine+inline")
+DEFAULT_CONTENDERS = ("engine", "engine+lr-champions", "engine+inline", "engine+trainer",
+                      "engine+trainer+lr-champions")
 #: Seed of the benchmark's simulated stream.
 SEED = 3
 #: engine/river: with ARF as champion, within 15 % of River's own loop (``bench/river_loop.py``)
@@ -236,6 +242,9 @@ def build_report(raw: dict[str, list], names: list[str], scale: bool) -> dict[st
                                            if _number(r.get("challengers_lag_s"))]),
             "challengers_cpu_us_per_event": _summary([r["challengers_cpu_us_per_event"] for r in one
                                                       if _number(r.get("challengers_cpu_us_per_event"))]),
+            "trainer_lag_s": _summary([r["trainer_lag_s"] for r in one if _number(r.get("trainer_lag_s"))]),
+            "trainer_cpu_us_per_event": _summary([r["trainer_cpu_us_per_event"] for r in one
+                                                  if _number(r.get("trainer_cpu_us_per_event"))]),
             "components_us_per_event": raw[f"{name}/components"][0],
         }
         ratios = {}
@@ -324,6 +333,11 @@ def print_report(report: dict, names: list[str]) -> None:
             row(f"{name}: 2 workers", f"{name}/2w",
                 f"speed-up {sp['of_medians']:.2f}× (per repetition {sp['min']:.2f}–{sp['max']:.2f}); "
                 "CPU is both workers' per event")
+        trainer = entry.get("trainer_lag_s")
+        if trainer and trainer["runs"]:
+            print(f"| {name}: `scorestream trainer` beside it | | "
+                  f"{_fmt(entry['trainer_cpu_us_per_event'], digits=1)} | had learned every example "
+                  f"{_fmt(trainer, ' s', digits=1)} after the last score (within the worker's events/s) |")
         shadow = entry["challengers_lag_s"]
         if shadow["runs"]:
             print(f"| {name}: `scorestream challengers` beside it | | "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -50,8 +51,11 @@ def _topics(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _run_faust(command: str, create: Callable[..., Any], args: argparse.Namespace,
-               settings: Settings) -> int:
-    """Run a Faust app's worker, passing Faust's own options through (log level ``warn`` by default)."""
+               settings: Settings, nice: int = 0) -> int:
+    """Run a Faust app's worker, passing Faust's own options through (log level ``warn`` by default);
+    ``nice`` is added to the process's niceness first (a learner yields the CPU to scoring)."""
+    if nice > 0:
+        os.nice(nice)
     faust_args = list(args.faust_args)
     if not any(a.startswith(("-l", "--loglevel")) for a in faust_args):
         faust_args = ["--loglevel", "warn", *faust_args]
@@ -77,7 +81,7 @@ def _challengers(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     from stream.challengers import create_challengers_app
 
-    return _run_faust("challengers", create_challengers_app, args, settings)
+    return _run_faust("challengers", create_challengers_app, args, settings, settings.learner_nice)
 
 
 def _trainer(args: argparse.Namespace, settings: Settings) -> int:
@@ -87,7 +91,7 @@ def _trainer(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     from stream.trainer import create_trainer_app
 
-    return _run_faust("trainer", create_trainer_app, args, settings)
+    return _run_faust("trainer", create_trainer_app, args, settings, settings.learner_nice)
 
 
 def _simulate(args: argparse.Namespace, settings: Settings) -> int:

@@ -102,6 +102,10 @@ class Settings:
     challengers_web_port: int = 6067
     #: Port of the ``scorestream trainer`` process's web server (its ``/metrics``).
     trainer_web_port: int = 6068
+    #: Niceness ``scorestream trainer`` and ``scorestream challengers`` add to their own CPU
+    #: priority: they never hold a score back, so on a machine they share with workers the
+    #: workers' scoring goes first (0 leaves it; a process of its own is unaffected either way).
+    learner_nice: int = 10
     #: Trees of the adaptive random forest (a trained forest of 10 pickles to about 15 MB).
     arf_trees: int = 10
     #: Key (text) that signs model snapshots; empty: a random key kept in ``<home>/model.key``.

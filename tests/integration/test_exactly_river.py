@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import os
 import time
 from collections import Counter
 from dataclasses import replace
@@ -120,6 +121,8 @@ def test_published_scores_are_rivers_own_loop(engine, start_worker, tmp_path, mo
             in_order = [e["event_id"] for e in learned]
             assert in_order == sent[:len(in_order)] and len(in_order) >= len(sent) - 5
 
+    if shadow is not None:  # a learner yields the CPU to the workers' scoring
+        assert os.getpriority(os.PRIO_PROCESS, shadow.process.pid) == settings.learner_nice == 10
     if mode == "trainer":
         swaps = {k: v for k, v in worker.metrics().items() if k.startswith("scorestream_model_swaps_total")}
         assert all(count > 5 for count in swaps.values()) and len(swaps) == 2, swaps
