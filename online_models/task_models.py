@@ -167,6 +167,9 @@ class TaskModels:
         self.duplicates = 0
         #: examples learned of each class (False, True): how warm the models are
         self.learned_by_class = [0, 0]
+        #: models evaluated on a score given when the label was learned (absent from the example's
+        #: scores: challengers in ``scorestream challengers``, or learned by ``scorestream trainer``)
+        self.scored_at_label: set[str] = set()
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Unpickle; a snapshot from before example ids (or classes) were counted starts with none."""
@@ -178,6 +181,8 @@ class TaskModels:
             self.learned_by_class = [0, 0]
         if "holds" not in state:
             self.holds = ALL
+        if "scored_at_label" not in state:
+            self.scored_at_label = set()
 
     def keep_only(self, holds: str) -> bool:
         """Drop the models a process holding ``holds`` does not need; False if one it needs is missing.
@@ -262,6 +267,7 @@ class TaskModels:
             score = scores.get(name)
             if score is None:
                 score = model.predict_proba_one(x).get(True, 0.0)
+                self.scored_at_label.add(name)
             self.evaluations[name].update(y, score)
             model.learn_one(x, y)
             self.learned[name] += 1
@@ -304,6 +310,11 @@ class TaskModels:
         """
         return "label" if self.holds == CHALLENGERS else "event"
 
+    def scored(self, name: str) -> str:
+        """:attr:`scored_at`, for one model: a model the examples brought no score for (a challenger
+        learned by ``scorestream trainer``) was scored when the label was learned."""
+        return "label" if name in self.scored_at_label else self.scored_at
+
     def describe(self) -> list[dict[str, Any]]:
         """One row per model for ``scorestream models``: version, examples learned, rolling metrics."""
         rows = []
@@ -316,7 +327,7 @@ class TaskModels:
             evaluation = self.evaluations[name]
             rows.append({
                 "task": self.task, "model": name, "full_name": full_name, "kind": kind,
-                "champion": name == self.champion, "scored": self.scored_at, "version": self.version,
+                "champion": name == self.champion, "scored": self.scored(name), "version": self.version,
                 "learned": self.learned[name], "evaluated": evaluation.evaluated,
                 **evaluation.as_dict(),
             })

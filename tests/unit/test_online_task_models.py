@@ -184,8 +184,11 @@ def test_a_model_missing_from_the_scores_is_scored_before_it_learns():
         shadowless.learn_one(x, y, {"logreg": shadowless.score_one(x)["logreg"]})
     rows = {row["model"]: row for row in shadowless.describe()}
     assert rows["arf"]["evaluated"] == rows["arf"]["learned"] == 300
-    # scored just before learning is what scoring at once would have given
-    assert shadowless.describe() == full.describe()
+    # scored just before learning is what scoring at once would have given, and says so
+    assert ([{**row, "scored": None} for row in shadowless.describe()]
+        == [{**row, "scored": None} for row in full.describe()])
+    assert {row["model"]: row["scored"] for row in shadowless.describe()} == {
+        "logreg": "event", "arf": "label", "hoeffding": "label", "rules": "label"}
 
 
 @pytest.mark.parametrize("task", ["fraud", "lead"])
@@ -218,6 +221,15 @@ def test_the_challengers_process_scores_every_model_itself_even_the_champion_s_c
         ignored.learn_one(x, y, {})
     assert given.describe() == ignored.describe()
     assert given.describe()[0]["model"] == "logreg" and given.describe()[0]["roc_auc"] != 0.5
+
+
+def test_a_trainer_with_the_challengers_inline_says_they_were_scored_at_label_time():
+    trainer, worker = TaskModels("fraud", n_trees=1), TaskModels("fraud", n_trees=1, holds=CHAMPION)
+    for x, y in labelled_stream("fraud", 100, seed=5):
+        trainer.learn_one(x, y, worker.score_one(x))  # the examples carry the workers' scores only
+    scored = {row["model"]: row["scored"] for row in trainer.describe()}
+    assert scored == {"arf": "event", "hst": "event", "hoeffding": "label", "logreg": "label",
+                      "rules": "label"}
 
 
 def test_describe_lists_every_model_champion_first():
