@@ -46,6 +46,13 @@ log = logging.getLogger(__name__)
 
 #: Batches sent but not acknowledged yet before the fetch loop waits for the oldest.
 MAX_IN_FLIGHT = 4
+#: How long the broker may hold a fetch that finds nothing new (Faust's own: 1500 ms, no setting).
+#: aiokafka keeps one fetch in flight per broker, and leaves out of it the partitions whose
+#: fetched records were not taken within 100 ms (``prefetch_backoff``): after any pause of the
+#: loop that long, its next fetch may name only partitions no record comes to (Faust's
+#: ``__assignor-__leader``, say), and all the input partitions then wait for the broker to give
+#: up on it. The price of a shorter wait: an idle worker sends ~10 empty fetches a second.
+FETCH_MAX_WAIT_MS = 100
 
 Key = bytes | None
 #: (topic, partition) → the records to produce there, in order
@@ -215,6 +222,9 @@ class Consumer(faust_aiokafka.Consumer):
         self._in_flight: deque[_InFlight] = deque()
         self._sender: OrderedSender | None = None
 
+    def _new_consumer_thread(self) -> ConsumerThread:
+        return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - runs in a worker
         consumer_stopped = self._stopped.is_set
         fetcher_stopped = fetcher._stopped.is_set
@@ -345,6 +355,15 @@ class Consumer(faust_aiokafka.Consumer):
     async def wait_empty(self) -> None:
         await self._wait_in_flight(0)
         await super().wait_empty()
+
+
+class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Faust's aiokafka consumer thread, with fetches the broker holds at most :data:`FETCH_MAX_WAIT_MS`."""
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read when it starts (its fetcher)
+        return consumer
 
 
 class Transport(faust_aiokafka.Transport):
