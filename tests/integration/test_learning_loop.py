@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from dataclasses import replace
 
 import orjson
 import pytest
@@ -44,7 +45,10 @@ def run_cli(settings, *args: str) -> subprocess.CompletedProcess:
                           cwd=REPO, capture_output=True, text=True, timeout=300)
 
 
-def test_every_label_is_learned_once_on_the_scored_features(engine, start_worker, tmp_path):
+@pytest.mark.parametrize("learning", ["workers", "trainer"])
+def test_every_label_is_learned_once_on_the_scored_features(engine, start_worker, tmp_path, learning):
+    """With a trainer, it does the join and the learning, and the worker swaps its models in."""
+    engine = replace(engine, learning=learning)
     config = SimulatorConfig(fraud_rate=0.01)
     events = list(simulate(40_000, seed=31, config=config))
     path = tmp_path / "events.jsonl"
@@ -53,8 +57,9 @@ def test_every_label_is_learned_once_on_the_scored_features(engine, start_worker
     fraud_labels = [e for e in events if e["topic"] == topics.FRAUD_LABELS]
     assert len(fraud_labels) > 50
 
-    worker = start_worker()
-    shadow = start_worker(name="challengers", command="challengers")  # the challengers, separate
+    worker = start_worker(engine)
+    learner = start_worker(engine, "trainer", "trainer") if learning == "trainer" else worker
+    shadow = start_worker(engine, name="challengers", command="challengers")  # the challengers, separate
     assert run_cli(engine, "produce", str(path)).returncode == 0
     scored = consume(engine, (topics.TRANSACTION_SCORES, topics.LEAD_SCORES), n_inputs, timeout=300)
     features_at_scoring = {body["event_id"]: body["features"] for _, body in scored}
@@ -86,8 +91,9 @@ def test_every_label_is_learned_once_on_the_scored_features(engine, start_worker
     assert negatives and not any(e["label"] for e in negatives)
     assert len({(e["task"], e["example_id"]) for e in examples}) == len(examples)
 
-    # every worker learns every example of the topic, and so does the challengers process
-    for process in (worker, shadow):
+    # the learner (every worker, or the trainer) learns every example of the topic, and so does
+    # the challengers process
+    for process in (learner, shadow):
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             samples = process.metrics()
@@ -98,9 +104,21 @@ def test_every_label_is_learned_once_on_the_scored_features(engine, start_worker
             time.sleep(0.5)
         assert learned == len(examples), process.command
 
+    if learning == "trainer":  # the worker scores with what the trainer published last
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            published, used = ({k.split("{")[1]: v for k, v in process.metrics().items()
+                                if k.startswith("scorestream_model_training_position")}
+                               for process in (learner, worker))
+            if published and used == published:
+                break
+            time.sleep(0.5)
+        assert used == published and len(used) == 2, (used, published)
+        swaps = {k: v for k, v in worker.metrics().items() if k.startswith("scorestream_model_swaps_total")}
+        assert len(swaps) == 2 and all(count >= 1 for count in swaps.values()), swaps
+
     # the models survive a restart: a signed snapshot at shutdown, restored at start
-    worker.stop()
-    shadow.stop()
+    assert {worker.stop(), learner.stop(), shadow.stop()} == {0}
     shown = run_cli(engine, "models")
     assert shown.returncode == 0, shown.stderr
     print(shown.stdout)
@@ -112,17 +130,16 @@ def test_every_label_is_learned_once_on_the_scored_features(engine, start_worker
         for name in ("logreg", "hoeffding", "arf", "rules")}
     champions = {name for (name, _), cells in listed.items() if "*" in cells}
     assert champions == {"fraud.arf", "lead.logreg"}
-    restarted = start_worker(name="restarted")
+    command = "trainer" if learning == "trainer" else "worker"
+    restarted = start_worker(engine, name="restarted", command=command)
     time.sleep(3)
     again = sum(v for k, v in restarted.metrics().items()
                 if k.startswith("scorestream_examples_learned_total"))
-    assert again == 0, "a restored worker does not learn the same examples twice"
+    assert again == 0, f"a restored {restarted.command} does not learn the same examples twice"
 
 
 def test_two_workers_keep_identical_models(engine, start_worker, tmp_path):
     """Two replicas share the scoring, and each learns every example in the same order."""
-    from dataclasses import replace
-
     from stream import model_store
     from tests.integration.conftest import free_port
 
