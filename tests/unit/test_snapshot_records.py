@@ -111,13 +111,16 @@ def test_a_manifest_naming_chunks_of_another_snapshot_is_passed_over():
 def test_chunks_left_by_an_older_bigger_snapshot_are_harmless_and_superseded():
     big = signed(10, 1, task="fraud")
     small = signed(20, 2, task="fraud")
-    records = publish("fraud", big, "a0a0a0a0", max_bytes=2048) + publish("fraud", small, "b1b1b1b1")
+    older, newer = publish("fraud", big, "a0a0a0a0", max_bytes=2048), publish("fraud", small, "b1b1b1b1")
+    n_older, n_newer = len(older) - 1, len(newer) - 1  # chunks (the last record is the manifest)
+    assert n_older > n_newer > 1  # the older one is cut into more chunks
+    records = older + newer
     found = read_log(records, ["fraud"])
     assert newest(records, "fraud")[1] == small
-    assert [len(candidate.chunks) for candidate in found.candidates["fraud"]] == [5, 10]
+    assert [len(candidate.chunks) for candidate in found.candidates["fraud"]] == [n_newer, n_older]
     assert sorted(found.superseded["fraud"]) == sorted(
-        [chunk_key("fraud", "a0a0a0a0", i) for i in range(10)] + [chunk_key("fraud", "b1b1b1b1", i)
-                                                                   for i in range(5)])
+        [chunk_key("fraud", "a0a0a0a0", i) for i in range(n_older)]
+        + [chunk_key("fraud", "b1b1b1b1", i) for i in range(n_newer)])
 
 
 def test_once_a_process_deletes_what_its_publish_superseded_compaction_leaves_one_snapshot():
