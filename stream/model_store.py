@@ -37,11 +37,18 @@ def signing_key(settings: Settings) -> bytes:
     if settings.model_key:
         return settings.model_key.encode()
     path = settings.home / "model.key"
-    if not path.exists():
+    if not path.exists():  # processes sharing a home may start together: the first key made wins
         path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        temporary = path.with_suffix(f".{os.getpid()}.tmp")
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "w") as out:
             out.write(secrets.token_hex(32))
+        try:
+            os.link(temporary, path)  # whole when it appears, and never replaces another's
+        except FileExistsError:
+            pass
+        finally:
+            temporary.unlink()
     return path.read_text().strip().encode()
 
 

@@ -8,6 +8,7 @@ import hmac
 import logging
 import pickle
 from dataclasses import replace
+from pathlib import Path
 
 import orjson
 import pytest
@@ -222,3 +223,20 @@ def test_a_tampered_local_snapshot_still_stops_the_process_whatever_the_topic_ho
     records = on_topic("lead", topic_blob(trained(settings, 20), key, 1), 20, 1)
     with pytest.raises(persistence.SnapshotError, match="bad signature"):
         model_store.load_or_create("lead", settings, CHAMPION, read_log(records, ["lead"]).snapshots("lead"))
+
+
+def _key_of(home: str) -> bytes:
+    return model_store.signing_key(replace(Settings(), home=Path(home)))
+
+
+def test_processes_sharing_a_home_that_start_together_get_the_same_random_key(tmp_path):
+    """A worker and its learners (or two workers) started at once on a fresh home: one key, no crash."""
+    import multiprocessing
+
+    for attempt in range(3):
+        home = str(tmp_path / f"home{attempt}")
+        with multiprocessing.get_context("fork").Pool(6) as pool:
+            keys = pool.map(_key_of, [home] * 6)
+        assert len(set(keys)) == 1 and len(keys[0]) == 64
+        assert sorted(p.name for p in Path(home).iterdir()) == ["model.key"]  # no temporary left
+
