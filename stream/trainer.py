@@ -19,7 +19,7 @@ event (``bench/README.md``), paid again by every replica. With ``trainer`` the
 
 A worker reads the newest ``<task>.scoring`` at start, then follows the topic and
 swaps in each newer one between two batches (:mod:`stream.model_follower`). What is
-given up: a worker's scores come from models a few seconds behind the trainer's
+given up: a worker's scores come from models up to a publication interval behind the trainer's
 (each score names the last training example its models learned:
 ``training_position``), instead of exactly the models River's own loop would have
 then. Labels arrive days after their events, so the score of any event is made

@@ -48,7 +48,7 @@ def run_cli(settings, *args: str) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("learning", ["workers", "trainer"])
 def test_every_label_is_learned_once_on_the_scored_features(engine, start_worker, tmp_path, learning):
     """With a trainer, it does the join and the learning, and the worker swaps its models in."""
-    engine = replace(engine, learning=learning)
+    engine = replace(engine, learning=learning, model_publish_interval_s=1.0)
     config = SimulatorConfig(fraud_rate=0.01)
     events = list(simulate(40_000, seed=31, config=config))
     path = tmp_path / "events.jsonl"
