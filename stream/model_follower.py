@@ -229,7 +229,7 @@ SwapCounter = Callable[[str, TaskModels, float], None]
 
 
 async def follow(settings: Settings, names: Mapping[str, str], newness: Callable[[str], Newness],
-                 swap: Swapper, *, on_swap: SwapCounter | None = None, start_at_end: bool = False,
+                 swap: Swapper, *, on_swap: SwapCounter | None = None,
                  poll_timeout_s: float = 1.0, retry_s: float = RETRY_S) -> None:
     """Follow the app's snapshot topic for ever, calling ``swap(task, models)`` with each newer
     verified snapshot's models (``names``: task → snapshot name; ``newness(task)``: the
@@ -238,15 +238,15 @@ async def follow(settings: Settings, names: Mapping[str, str], newness: Callable
     ``on_swap(task, models, seconds)`` is then called too, ``seconds`` being how long
     verifying and loading took (in a thread): to count swaps and show the training
     position of the models in use. The topic is read from its start (it is compacted and
-    small; the snapshots already in use are not loaded again), or from its end with
-    ``start_at_end``; nothing is taken before the records there at start are read, so a
-    worker catching up loads one snapshot, not each one in turn. A missing topic is
-    waited for, an unreachable Kafka retried, every ``retry_s``; cancelling stops the
-    consumer. An exception of ``swap`` or ``on_swap`` ends the following.
+    small; the snapshots already in use are not loaded again); nothing is taken before the
+    records there at start are read, so a worker catching up loads one snapshot, not each
+    one in turn. A missing topic is waited for, an unreachable Kafka retried, every
+    ``retry_s``; cancelling stops the consumer. An exception of ``swap`` or ``on_swap`` ends
+    the following.
     """
     follower = _Following(settings, SnapshotFollower(names, topics.snapshot_topic(settings.app_id)),
                           newness, swap, on_swap)
-    await follower.run(start_at_end, poll_timeout_s, retry_s)
+    await follower.run(poll_timeout_s, retry_s)
 
 
 class _Following:
@@ -264,7 +264,7 @@ class _Following:
         self.next_offset: int | None = None  # where the next consumer starts; None: not yet read
         self.unread = False  # whether records were read since snapshots were last taken
 
-    async def run(self, start_at_end: bool, poll_timeout_s: float, retry_s: float) -> None:
+    async def run(self, poll_timeout_s: float, retry_s: float) -> None:
         while True:
             consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap, group_id=None,
                                         enable_auto_commit=False, auto_offset_reset="earliest",
@@ -272,7 +272,7 @@ class _Following:
             try:
                 await consumer.start()
                 partition = await self._assigned(consumer, retry_s)
-                await self._seek(consumer, partition, start_at_end)
+                await self._seek(consumer, partition)
                 await self._tail(consumer, partition, poll_timeout_s)
             except KafkaError as error:  # aiokafka reconnects by itself; this is what it gave up on
                 log.warning("following %s at %s: %s; trying again in %g s", self.topic,
@@ -297,11 +297,9 @@ class _Following:
         consumer.assign([partition])
         return partition
 
-    async def _seek(self, consumer: AIOKafkaConsumer, partition: TopicPartition, start_at_end: bool) -> None:
+    async def _seek(self, consumer: AIOKafkaConsumer, partition: TopicPartition) -> None:
         if self.next_offset is not None:
             consumer.seek(partition, self.next_offset)  # a consumer anew, after an error
-        elif start_at_end:
-            await consumer.seek_to_end(partition)
         else:
             await consumer.seek_to_beginning(partition)
 
@@ -341,10 +339,12 @@ def add_model_following(app: faust.App, settings: Settings, metrics: Metrics,
 
     def swap(task: str, models: TaskModels) -> None:
         scorers[task].models = models  # batches are handled whole on this loop: never half-swapped
+
+    def count(task: str, models: TaskModels, seconds: float) -> None:
         metrics.model_swaps.labels(task=task).inc()
         metrics.model_training_position.labels(task=task).set(models.position)
 
     @app.task
     async def follow_trainer() -> None:
         names = {task: model_store.published_name(task) for task in scorers}
-        await follow(settings, names, newness, swap)
+        await follow(settings, names, newness, swap, on_swap=count)
