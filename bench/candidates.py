@@ -92,6 +92,11 @@ _COMMON: dict[str, Factory] = {
     # bagging); λ = 1 is Oza's online bagging, 2.5× cheaper to learn (149 vs 380 µs per example)
     "arf_mc_lambda1": arf(leaf_prediction="mc", lambda_value=1),
     "arf_mc_lambda3": arf(leaf_prediction="mc", lambda_value=3),
+    # round 6 (--scale 5: 5 000 cards, 5x the examples a week), the registered forest (mc, λ = 1)
+    # with drift detectors that fire less, without any, and slower, surer splits
+    "arf_l1_adwin1e-5": arf(leaf_prediction="mc", lambda_value=1, adwin_delta=1e-5),
+    "arf_l1_nodrift": arf(leaf_prediction="mc", lambda_value=1, no_drift=True),
+    "arf_l1_grace200": arf(leaf_prediction="mc", lambda_value=1, grace_period=200),
 }
 
 #: The candidates of each task, by name.
