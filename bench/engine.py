@@ -21,6 +21,7 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from bench import cores
 from bench.common import (
     REPO,
     SCORE_TOPICS,
@@ -79,14 +80,14 @@ def process_cpu_seconds(pid: int) -> float:
 
 class WorkerProcess:
     def __init__(self, cmd: tuple[str, ...], settings: Settings, name: str,
-                 extra_env: dict[str, str] | None = None) -> None:
+                 extra_env: dict[str, str] | None = None, on_cores: frozenset[int] | None = None) -> None:
         self.settings = settings
         self.log_path = Path(settings.home) / f"{name}.log"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(list(cmd), stdout=log, stderr=subprocess.STDOUT,
                                             env=settings_env(settings, extra_env), cwd=REPO,
-                                            start_new_session=True)
+                                            start_new_session=True, preexec_fn=cores.pinner(on_cores))
 
     @property
     def pid(self) -> int:
@@ -220,7 +221,21 @@ def run_engine(cmd: tuple[str, ...], base: Settings, backlog: list[Event], worke
 
     With ``paced_pool`` (one worker), afterwards send events at half the measured rate for
     ``paced_seconds`` with a wall-clock timestamp per event, and report event→score latency.
+    Pinned (``bench.cores``), one worker runs on a core of its own, the trainer and challengers
+    beside the broker; two workers, and everything else, on every core.
     """
+    if workers > 1:
+        with cores.shared():
+            return _run_engine(cmd, base, backlog, workers, paced_pool, paced_seconds, extra_env, tag,
+                               profile, fixed_rate, None, None)
+    return _run_engine(cmd, base, backlog, workers, paced_pool, paced_seconds, extra_env, tag, profile,
+                       fixed_rate, cores.measured(), cores.rest())
+
+
+def _run_engine(cmd: tuple[str, ...], base: Settings, backlog: list[Event], workers: int,
+                paced_pool: list[Event] | None, paced_seconds: float, extra_env: dict[str, str] | None,
+                tag: str, profile: str | None, fixed_rate: float | None,
+                worker_cores: frozenset[int] | None, beside_cores: frozenset[int] | None) -> EngineRun:
     settings = _run_settings(base, tag)
     asyncio.run(recreate_topics(settings, WORKER_INPUTS))
     procs: list[WorkerProcess] = []
@@ -231,17 +246,17 @@ def run_engine(cmd: tuple[str, ...], base: Settings, backlog: list[Event], worke
     try:
         for i in range(workers):
             each = settings if i == 0 else replace(settings, web_port=free_port())
-            procs.append(WorkerProcess(cmd, each, f"worker{i}", env))
+            procs.append(WorkerProcess(cmd, each, f"worker{i}", env, worker_cores))
         configured = Settings.from_env(env)
-        if configured.challengers_process:
+        if configured.challengers_process and not env.get("BENCH_NO_CHALLENGERS"):
             port = free_port()
             shadow = WorkerProcess(CHALLENGERS_CMD, replace(settings, web_port=port), "challengers",
-                                   {**env, "SCORESTREAM_CHALLENGERS_WEB_PORT": str(port)})
+                                   {**env, "SCORESTREAM_CHALLENGERS_WEB_PORT": str(port)}, beside_cores)
         if configured.learning == "trainer":
             asyncio.run(admin.create_topics(settings, names=(topics.snapshot_topic(settings.app_id),)))
             port = free_port()
             trainer = WorkerProcess(TRAINER_CMD, replace(settings, web_port=port), "trainer",
-                                    {**env, "SCORESTREAM_TRAINER_WEB_PORT": str(port)})
+                                    {**env, "SCORESTREAM_TRAINER_WEB_PORT": str(port)}, beside_cores)
         for proc in procs + [p for p in (shadow, trainer) if p]:
             proc.wait_ready()
         if not asyncio.run(group_stable(settings, settings.app_id, workers)):
@@ -371,7 +386,8 @@ def run_peer(base: Settings, backlog: list[Event], preloaded: bool = False,
     with open(log_path, "wb") as log:
         process = subprocess.Popen([*PEER_CMD, "--group", group, "--state-dir", str(state_dir)],
                                    stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
-                                   env=settings_env(settings, extra_env), start_new_session=True)
+                                   env=settings_env(settings, extra_env), start_new_session=True,
+                                   preexec_fn=cores.pinner(cores.measured()))
     try:
         expected = len(backlog)
         # CPU is counted from its first score on (not its start-up), per event scored since
@@ -404,7 +420,7 @@ def run_floor(base: Settings, pool: list[Event], rate: float, seconds: float) ->
     settings = _run_settings(base, "floor")
     process = subprocess.Popen([sys.executable, "-m", "bench.transport"], stdout=subprocess.PIPE,
                                stderr=subprocess.DEVNULL, cwd=REPO, env=settings_env(settings),
-                               start_new_session=True, text=True)
+                               start_new_session=True, text=True, preexec_fn=cores.pinner(cores.measured()))
     try:
         if process.stdout.readline().strip() != "ready":
             raise RuntimeError("the pass-through did not start")

@@ -33,6 +33,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench import cores
 from bench.ceiling import run_ceiling, run_components
 from bench.common import (
     HOTPATH_SIMULATOR,
@@ -47,7 +48,7 @@ from bench.common import (
 from bench.engine import ENGINE_CMD, EngineRun, run_engine, run_floor, run_peer
 from bench.river_loop import run_river_loop, truth
 from bench.transport import run_transport
-from stream import topics
+from stream import kafka_local, topics
 from stream.settings import Settings
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -67,6 +68,10 @@ CONTENDERS: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
     "engine+trainer": (ENGINE_CMD, {"SCORESTREAM_LEARNING": "trainer"}),
     "engine+trainer+lr-champions": (ENGINE_CMD, {"SCORESTREAM_LEARNING": "trainer",
                                                  "SCORESTREAM_FRAUD_CHAMPION": "logreg"}),
+    # the same without ``scorestream challengers``: the challengers off (they only ever shadow)
+    "engine+trainer+lr-champions+no-challengers": (ENGINE_CMD, {"SCORESTREAM_LEARNING": "trainer",
+                                                                "SCORESTREAM_FRAUD_CHAMPION": "logreg",
+                                                                "BENCH_NO_CHALLENGERS": "1"}),
     "engine+uvloop": (KNOBS, {"BENCH_LOOP": "uvloop"}),
     "engine+standby": (KNOBS, {"BENCH_STANDBY_REPLICAS": "1"}),
     "engine+poll100": (KNOBS, {"BENCH_MAX_POLL_RECORDS": "100"}),
@@ -116,6 +121,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-floor", action="store_true",
                         help="skip the pass-through latency at each contender's paced rate")
     parser.add_argument("--profile", action="store_true", help="py-spy each contender instead")
+    parser.add_argument("--pin", action="store_true",
+                        help="per-core figures: the ceiling, River's loop, the peer and the one worker each "
+                             "on a core of its own, the broker, the driver, trainer and challengers on the "
+                             "others (bench/cores.py)")
     parser.add_argument("--out", default=str(RESULTS / "hotpath.json"))
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.contenders.split(",") if n.strip()]
@@ -136,11 +145,17 @@ def main(argv: list[str] | None = None) -> int:
         return profile(names, settings, backlog)
 
     info = machine()
+    info["pinned"] = None
+    if args.pin:
+        cores.enable(kafka_local.status(settings).pid)
+        info["pinned"] = {"measured": sorted(cores.MEASURED), "others": sorted(cores.others())}
     print(f"machine: {info['cores']} cores, Python {info['python']}, "
           + ", ".join(f"{k} {v}" for k, v in info["libraries"].items())
           + f"; commit {info['git_commit'][:10]}"
           + (" (engine code modified in the work tree)" if info["engine_code_modified"] else "")
-          + f"; load average {info['load_average'][0]:.2f}", flush=True)
+          + f"; load average {info['load_average'][0]:.2f}"
+          + (f"; pinned: measured process on cores {info['pinned']['measured']}, broker, driver, trainer "
+             f"and challengers on {info['pinned']['others']}" if info["pinned"] else ""), flush=True)
     mix = collections.Counter(e.topic for e in backlog)
     print(f"backlog {len(inputs)} input events and their labels ({dict(mix)}), batch {settings.batch_size}, "
           f"{partitions} partitions, {args.reps} repetitions", flush=True)
@@ -154,9 +169,11 @@ def main(argv: list[str] | None = None) -> int:
         _note("transport", raw["transport"][-1])
         for name in names:
             cmd, env = CONTENDERS[name]
-            raw[f"{name}/ceiling"].append(run_ceiling(inputs, bench_settings(env)))
+            with cores.running_on(cores.measured()):
+                raw[f"{name}/ceiling"].append(run_ceiling(inputs, bench_settings(env)))
             _note(f"{name}: ceiling", raw[f"{name}/ceiling"][-1])
-            raw[f"{name}/river"].append(run_river_loop(inputs, bench_settings(env), labels))
+            with cores.running_on(cores.measured()):
+                raw[f"{name}/river"].append(run_river_loop(inputs, bench_settings(env), labels))
             _note(f"{name}: River's own loop", raw[f"{name}/river"][-1])
             # loaded for the transport; an engine run since has emptied the input topics
             raw[f"{name}/peer"].append(run_peer(settings, inputs, preloaded=name == names[0],
@@ -177,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
                 raw[f"{name}/2w"].append(run2.__dict__)
                 _note(f"{name} 2 workers", run2)
     for name in names:
-        raw[f"{name}/components"].append(run_components(inputs, bench_settings(CONTENDERS[name][1])))
+        with cores.running_on(cores.measured()):
+            raw[f"{name}/components"].append(run_components(inputs, bench_settings(CONTENDERS[name][1])))
 
     report = build_report(raw, names, not args.no_scale)
     report["machine"] = info
