@@ -31,6 +31,7 @@ from online_models.task_models import TaskModels
 from stream import snapshot_topic
 from stream.batching import Delivery, Outgoing, Prepare, add_batch_handler, use_batch_consumer
 from stream.events import InvalidEvent
+from stream.gc_freeze import add_gc_freezing
 from stream.learning import join_topic
 from stream.learning_agents import add_learning
 from stream.metrics import Metrics
@@ -65,6 +66,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None,
         add_model_following(app, settings, metrics, scorers)
     else:
         add_learning(app, settings, metrics, models, publisher)
+    add_gc_freezing(app, settings.gc_freeze_interval_s, metrics.gc_frozen_objects)
     add_metrics_page(app, registry)
     quiet_root_logger(app, log_level)
     return app

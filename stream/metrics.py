@@ -46,6 +46,7 @@ class Metrics(NamedTuple):
     snapshot_publish_failures: Counter
     model_swaps: Counter
     model_training_position: Gauge
+    gc_frozen_objects: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> Metrics:
@@ -136,4 +137,9 @@ class Metrics(NamedTuple):
             model_training_position=Gauge(
                 "scorestream_model_training_position", "Offset in training-examples of the last example"
                 " the models this process scores with have learned.", ["task"], registry=registry),
+            gc_frozen_objects=Gauge(
+                "scorestream_gc_frozen_objects", "Objects the worker froze out of the cycle"
+                " collector's reach (SCORESTREAM_GC_FREEZE_INTERVAL_S): about the live heap; steady growth"
+                " would mean cycles among them leak.",
+                registry=registry),
         )

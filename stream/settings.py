@@ -109,6 +109,11 @@ class Settings:
     #: priority: they never hold a score back, so on a machine they share with workers the
     #: workers' scoring goes first (0 leaves it; a process of its own is unaffected either way).
     learner_nice: int = 10
+    #: Seconds between two ``gc.freeze()`` in a worker: objects alive then are never walked by
+    #: the cycle collector again (still freed by reference counting), so its full passes, which
+    #: hold the loop, stay short: at 2 000 events/s ~100 ms every ~5 s without, ~11 ms with
+    #: (``stream/gc_freeze.py``). 0: never.
+    gc_freeze_interval_s: float = 10.0
     #: Trees of the adaptive random forest (a trained forest of 10 pickles to about 15 MB).
     arf_trees: int = 10
     #: Key (text) that signs model snapshots; empty: a random key kept in ``<home>/model.key``.
