@@ -26,7 +26,7 @@ import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from river import base, compose, forest, linear_model, optim, preprocessing, tree
+from river import base, compose, drift, forest, linear_model, optim, preprocessing, tree
 
 from online_models import anomaly, rules
 
@@ -99,12 +99,20 @@ ARF_LEAF_PREDICTION = "mc"
 #: fraud benchmark, three seeds pooled: ROC AUC 0.922 vs 0.903, AP 0.530 vs 0.537, P@100 equal
 #: (``bench/results/quality-round5-lambda-seed*.txt``).
 ARF_LAMBDA = 1
+#: Confidence of the ADWIN detectors that reset a tree (drift) or grow its replacement (warning);
+#: River's defaults are 1e-3 and 1e-2. With 5 000 cards (``bench.quality --scale 5``, tuned on seed
+#: 1) the defaults reset trees on the noise of a rare class: 1e-5 raised the forest's AP from 0.50 to
+#: 0.59 over three weeks ([-0.134, -0.042] for the defaults' difference); with 1 000 cards it made no
+#: difference (``bench/results/quality-scale5-tuning-seed1-fraud.txt``, ``quality-tuning-round3-seed1.txt``).
+ARF_DRIFT_DELTA = 1e-5
 
 
 def adaptive_random_forest(task: str, options: ModelOptions = DEFAULT_OPTIONS) -> base.Classifier:
     """River's adaptive random forest of ``options.n_trees`` trees, seeded."""
     return forest.ARFClassifier(n_models=options.n_trees, seed=options.seed, lambda_value=ARF_LAMBDA,
-                                leaf_prediction=ARF_LEAF_PREDICTION, **RARE_CLASS_SPLITS)
+                                leaf_prediction=ARF_LEAF_PREDICTION,
+                                drift_detector=drift.ADWIN(ARF_DRIFT_DELTA),
+                                warning_detector=drift.ADWIN(10 * ARF_DRIFT_DELTA), **RARE_CLASS_SPLITS)
 
 
 def rule_baseline(task: str, options: ModelOptions = DEFAULT_OPTIONS) -> base.Classifier:
