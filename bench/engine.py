@@ -135,6 +135,23 @@ class WorkerProcess:
                 self.process.wait()
 
 
+def dump_stacks(proc: WorkerProcess, times: int = 3) -> str:
+    """Every thread's stack of a worker that did not finish, ``times`` over a second apart, next to
+    its log (py-spy, a benchmark-only tool): what a stalled worker was doing when it was given up."""
+    py_spy = Path(sys.executable).parent / "py-spy"
+    if not py_spy.exists() or not proc.alive():
+        return "no stacks: py-spy missing or the worker exited"
+    out = proc.log_path.with_name(proc.log_path.stem + "-stacks.txt")
+    with open(out, "w") as dump:
+        for i in range(times):
+            dump.write(f"--- dump {i + 1}/{times}, worker CPU so far {proc.cpu_seconds():.1f} s\n")
+            dump.flush()
+            subprocess.run([str(py_spy), "dump", "--pid", str(proc.pid)], stdout=dump,
+                           stderr=subprocess.STDOUT, timeout=60, check=False)
+            time.sleep(1.0)
+    return f"its stacks in {out.name}"
+
+
 @dataclass
 class EngineRun:
     events_per_s: float
@@ -309,7 +326,7 @@ def _run_engine(cmd: tuple[str, ...], base: Settings, backlog: list[Event], work
                         / max(1, seen) * 1e6 if trainer else float("nan"))
         if not run.complete:
             print(f"   (incomplete: {seen}/{expected} scores before the deadline; logs in "
-                  f"{procs[0].log_path.parent})", flush=True)
+                  f"{procs[0].log_path.parent}; {dump_stacks(procs[0])})", flush=True)
         if paced_pool and run.complete:
             run.paced_rate = run.events_per_s / 2
             run.latency_ms = asyncio.run(_paced_latency(settings, paced_pool, run.paced_rate,
