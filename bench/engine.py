@@ -149,6 +149,12 @@ def dump_stacks(proc: WorkerProcess, times: int = 3) -> str:
             subprocess.run([str(py_spy), "dump", "--pid", str(proc.pid)], stdout=dump,
                            stderr=subprocess.STDOUT, timeout=60, check=False)
             time.sleep(1.0)
+        # where its CPU goes: a busy loop shows up here, not in the instant dumps above
+        dump.write("--- 3 s of samples (py-spy record --idle off), stack;count\n")
+        dump.flush()
+        subprocess.run([str(py_spy), "record", "--pid", str(proc.pid), "--duration", "3", "--rate", "200",
+                        "--format", "raw", "--output", "/dev/stdout", "--nonblocking"], stdout=dump,
+                       stderr=subprocess.DEVNULL, timeout=60, check=False)
     return f"its stacks in {out.name}"
 
 
