@@ -20,6 +20,7 @@ from pathlib import Path
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from bench import cores
 from bench.common import (
@@ -143,19 +144,31 @@ def dump_stacks(proc: WorkerProcess, times: int = 3) -> str:
         return "no stacks: py-spy missing or the worker exited"
     out = proc.log_path.with_name(proc.log_path.stem + "-stacks.txt")
     with open(out, "w") as dump:
+        dump.write(f"--- this run's topics and their partitions: {asyncio.run(_run_topics(proc.settings))}\n")
         for i in range(times):
             dump.write(f"--- dump {i + 1}/{times}, worker CPU so far {proc.cpu_seconds():.1f} s\n")
             dump.flush()
             subprocess.run([str(py_spy), "dump", "--pid", str(proc.pid)], stdout=dump,
                            stderr=subprocess.STDOUT, timeout=60, check=False)
             time.sleep(1.0)
-        # where its CPU goes: a busy loop shows up here, not in the instant dumps above
-        dump.write("--- 3 s of samples (py-spy record --idle off), stack;count\n")
-        dump.flush()
-        subprocess.run([str(py_spy), "record", "--pid", str(proc.pid), "--duration", "3", "--rate", "200",
-                        "--format", "raw", "--output", "/dev/stdout", "--nonblocking"], stdout=dump,
-                       stderr=subprocess.DEVNULL, timeout=60, check=False)
-    return f"its stacks in {out.name}"
+    # where its CPU goes: a busy loop shows up here, not in the instant dumps above
+    samples = out.with_name(proc.log_path.stem + "-cpu-samples.txt")
+    subprocess.run([str(py_spy), "record", "--pid", str(proc.pid), "--duration", "3", "--rate", "200",
+                    "--format", "raw", "--output", str(samples), "--nonblocking"], stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, timeout=60, check=False)
+    return f"its stacks in {out.name}, 3 s of CPU samples in {samples.name}"
+
+
+async def _run_topics(settings: Settings) -> dict[str, int]:
+    """The topics named after this run's app id, with their partition counts."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        names = [name for name in await admin.list_topics() if name.startswith(settings.app_id)]
+        described = await admin.describe_topics(names) if names else []
+        return {t["topic"]: len(t["partitions"]) for t in described}
+    finally:
+        await admin.close()
 
 
 @dataclass
