@@ -148,7 +148,7 @@ def dump_stacks(proc: WorkerProcess, times: int = 3) -> str:
         for i in range(times):
             dump.write(f"--- dump {i + 1}/{times}, worker CPU so far {proc.cpu_seconds():.1f} s\n")
             dump.flush()
-            subprocess.run([str(py_spy), "dump", "--pid", str(proc.pid)], stdout=dump,
+            subprocess.run([str(py_spy), "dump", "--locals", "--pid", str(proc.pid)], stdout=dump,
                            stderr=subprocess.STDOUT, timeout=60, check=False)
             time.sleep(1.0)
     # where its CPU goes: a busy loop shows up here, not in the instant dumps above
