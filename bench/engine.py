@@ -7,6 +7,7 @@ A *contender* is a command line that starts a worker reading the settings enviro
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import signal
 import socket
@@ -260,17 +261,17 @@ def run_engine(cmd: tuple[str, ...], base: Settings, backlog: list[Event], worke
     Pinned (``bench.cores``), one worker runs on a core of its own, the trainer and challengers
     beside the broker; two workers, and everything else, on every core.
     """
+    run = functools.partial(_run_engine, cmd, base, backlog, workers, paced_pool, paced_seconds, extra_env,
+                            tag, profile, fixed_rate)
     if workers > 1:
         with cores.shared():
-            return _run_engine(cmd, base, backlog, workers, paced_pool, paced_seconds, extra_env, tag,
-                               profile, fixed_rate, None, None)
-    return _run_engine(cmd, base, backlog, workers, paced_pool, paced_seconds, extra_env, tag, profile,
-                       fixed_rate, cores.measured(), cores.rest())
+            return run(worker_cores=None, beside_cores=None)
+    return run(worker_cores=cores.measured(), beside_cores=cores.rest())
 
 
 def _run_engine(cmd: tuple[str, ...], base: Settings, backlog: list[Event], workers: int,
                 paced_pool: list[Event] | None, paced_seconds: float, extra_env: dict[str, str] | None,
-                tag: str, profile: str | None, fixed_rate: float | None,
+                tag: str, profile: str | None, fixed_rate: float | None, *,
                 worker_cores: frozenset[int] | None, beside_cores: frozenset[int] | None) -> EngineRun:
     settings = _run_settings(base, tag)
     asyncio.run(recreate_topics(settings, WORKER_INPUTS))

@@ -303,8 +303,7 @@ class Consumer(faust_aiokafka.Consumer):
         super().__init__(*args, **kwargs)
         self._committable: dict[TP, int] = {}  # next offset to read, once all before it are acknowledged
         self._in_flight: deque[_InFlight] = deque()
-        self._sender: OrderedSender | None = None
-        self._state_writer: StateWriter | None = None
+        self._state_writer: StateWriter | None = None  # made with the first batch: the producer is up
 
     def _new_consumer_thread(self) -> ConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -380,10 +379,9 @@ class Consumer(faust_aiokafka.Consumer):
             if inbound is not None:  # what a stream would note: Faust's stall check reads it
                 inbound[tp] = time.monotonic()
         delivery = handler(records)
-        if self._sender is None:
-            self._sender = OrderedSender(self.app)
-            self._state_writer = StateWriter(self._sender)
-        outputs = asyncio.gather(*self._sender.send(delivery.records))
+        if self._state_writer is None:
+            self._state_writer = StateWriter(OrderedSender(self.app))
+        outputs = asyncio.gather(*self._state_writer.sender.send(delivery.records))
         done = self._state_writer.add(outputs, delivery.state)
         offsets = {tp: batch[-1].offset + 1 for tp, batch in parts}
         self._in_flight.append(_InFlight(done, offsets, generation, delivery, fetched_at))
