@@ -128,17 +128,29 @@ class OrderedSender:
     ``send_batch`` waits while its partition already has a batch queued; several
     such waits on one partition may resume in any order. So each partition's next
     batch is queued only after the previous one was.
+
+    Every topic is added to the producer's tracked topics before its first batch is
+    queued. aiokafka asks the broker for the tracked topics only, or for all of them
+    while it tracks none (Faust forces that when it declares topics), and forgets the
+    partitions of every topic a response leaves out. An untracked topic's batch waiting
+    in the accumulator when the first tracked topic is added then never learns its
+    leader: its partition stalls (for Faust's producer, 20 minutes), and with it every
+    batch in flight (``tests/integration/test_ordered_sender.py``).
     """
 
-    def __init__(self, app: faust.App) -> None:
-        self.app = app
+    def __init__(self, producer: Callable[[], Any]) -> None:
+        self._producer = producer  # returns the AIOKafkaProducer once it is started
         self._queued: dict[tuple[str, int], asyncio.Future] = {}
+        self._tracked: set[str] = set()
 
     def send(self, records: Records) -> list[asyncio.Future]:
         """Queue every record; one future per Kafka batch, done when Kafka acknowledged it."""
-        producer = self.app.producer._ensure_producer()  # the app's own AIOKafkaProducer
+        producer = self._producer()
         futures = []
         for (topic, partition), items in records.items():
+            if topic not in self._tracked:
+                producer.client.add_topic(topic)  # refreshes its metadata in the background
+                self._tracked.add(topic)
             batch = producer.create_batch()
             for key, value in items:
                 if batch.append(key=key, value=value, timestamp=None) is None:  # full
@@ -380,7 +392,7 @@ class Consumer(faust_aiokafka.Consumer):
                 inbound[tp] = time.monotonic()
         delivery = handler(records)
         if self._state_writer is None:
-            self._state_writer = StateWriter(OrderedSender(self.app))
+            self._state_writer = StateWriter(OrderedSender(self.app.producer._ensure_producer))
         outputs = asyncio.gather(*self._state_writer.sender.send(delivery.records))
         done = self._state_writer.add(outputs, delivery.state)
         offsets = {tp: batch[-1].offset + 1 for tp, batch in parts}
