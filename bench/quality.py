@@ -274,9 +274,9 @@ def evaluate(task: str, run: dict[str, Any], weeks: int, seed: int, resamples: i
         start_ms, end_ms = end - w * WEEK_MS, end - (w - 1) * WEEK_MS
         test = np.flatnonzero((event_ts >= start_ms) & (event_ts < end_ms))
         train = np.flatnonzero(label_ts <= start_ms)  # known when the week starts: the same delay
-        if len(test) == 0 or y[train].sum() == 0:
-            raise SystemExit(f"{task}: too few events for {weeks} held-out week(s) after a week of "
-                             "labelled history; raise --events")
+        if len(test) == 0 or len(np.unique(y[train])) < 2:  # a batch model needs both labels
+            raise SystemExit(f"{task}: too few events for {weeks} held-out week(s) after labelled "
+                             f"history with both outcomes; raise --events or lower --weeks")
         scores: dict[str, np.ndarray] = {
             name: np.array([examples[i].scores.get(name, 0.0) for i in test]) for name in run["names"]
         }
