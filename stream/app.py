@@ -29,7 +29,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from features.time import DAY
 from online_models.task_models import TaskModels
 from stream import snapshot_topic
-from stream.batching import Delivery, Outgoing, Prepare, add_batch_handler, use_batch_consumer
+from stream.batching import WAIT_CAUSES, Delivery, Outgoing, Prepare, add_batch_handler, use_batch_consumer
 from stream.events import InvalidEvent
 from stream.gc_freeze import add_gc_freezing
 from stream.learning import join_topic
@@ -50,9 +50,9 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None,
     With ``SCORESTREAM_LEARNING=workers`` it also joins labels and learns (:mod:`stream.learning_agents`);
     with ``trainer`` it scores with the models ``scorestream trainer`` publishes (:mod:`stream.trainer`).
     """
-    app = batch_app(settings, settings.app_id, settings.worker_dir, settings.web_port)
     registry = registry if registry is not None else CollectorRegistry()
     metrics = Metrics.create(registry)
+    app = batch_app(settings, settings.app_id, settings.worker_dir, settings.web_port, metrics)
     trainer = settings.learning == "trainer"
     if trainer:
         models, publisher = snapshot_topic.load_published(settings, TASKS), None
@@ -72,7 +72,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None,
     return app
 
 
-def batch_app(settings: Settings, app_id: str, datadir: Path, web_port: int) -> faust.App:
+def batch_app(settings: Settings, app_id: str, datadir: Path, web_port: int, metrics: Metrics) -> faust.App:
     """A Faust app (consumer group ``app_id``) whose batch handlers take records as fetched."""
     datadir.mkdir(parents=True, exist_ok=True)  # Faust does not create it
     app = faust.App(
@@ -96,7 +96,8 @@ def batch_app(settings: Settings, app_id: str, datadir: Path, web_port: int) -> 
         # which costs the standby worker as much as scoring; a failover reads the changelog instead
         table_standby_replicas=0,
     )
-    use_batch_consumer(app)
+    waited = {cause: metrics.batch_loop_wait.labels(on=cause) for cause in WAIT_CAUSES}
+    use_batch_consumer(app, on_wait=lambda cause, seconds: waited[cause].inc(seconds))
     return app
 
 

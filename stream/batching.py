@@ -75,6 +75,10 @@ class Delivery:
 
 
 #: A batch handler: the records of one input topic, fetched together, in partition order.
+#: Told how long the fetch loop waited, and on what (:func:`use_batch_consumer`).
+WaitObserver = Callable[[str, float], None]
+#: What the fetch loop waits on: records from the broker, or acknowledgements of a full window.
+WAIT_CAUSES = ("records", "acknowledgements")
 Handler = Callable[[list[InputRecord]], Delivery]
 #: Awaited with a batch before it is handled (to wait for what the handler needs to know);
 #: what it returns is handed to the handler as ``prepared=``.
@@ -308,6 +312,10 @@ def merge_states(states: list[Records]) -> Records:
     return {tp: list(values.items()) for tp, values in newest.items()}
 
 
+def _ignore_wait(cause: str, seconds: float) -> None:
+    pass
+
+
 class Consumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer whose fetch loop hands batch-handled topics' records over in batches."""
 
@@ -324,10 +332,13 @@ class Consumer(faust_aiokafka.Consumer):
         consumer_stopped = self._stopped.is_set
         fetcher_stopped = fetcher._stopped.is_set
         batch_handlers = handlers(self.app)
+        on_wait = getattr(self.app, "batch_loop_waits", None) or _ignore_wait
         try:
             while not (consumer_stopped() or fetcher_stopped()):
                 await self.sleep(0)
+                began = time.monotonic()
                 records, active = await self._wait_next_records(1.0)
+                on_wait("records", time.monotonic() - began)
                 # read *after* fetching, as Faust's own loop does: records handed out are past
                 # any seek a rebalance made (aiokafka drops what it fetched before a seek), and
                 # dropping them now would lose them; above all a table changelog's records,
@@ -361,7 +372,10 @@ class Consumer(faust_aiokafka.Consumer):
                         await self.perform_seek()  # a rebalance started: the rest is read again
                         break
                     self._submit(handler, batch, parts, generation, fetched_at)
-                    await self._wait_in_flight(MAX_IN_FLIGHT)
+                    if len(self._in_flight) > MAX_IN_FLIGHT:
+                        began = time.monotonic()
+                        await self._wait_in_flight(MAX_IN_FLIGHT)
+                        on_wait("acknowledgements", time.monotonic() - began)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
                 return
@@ -466,6 +480,12 @@ class Transport(faust_aiokafka.Transport):
     Consumer = Consumer
 
 
-def use_batch_consumer(app: faust.App) -> None:
-    """Make ``app`` consume with :class:`Consumer` (before the app starts)."""
+def use_batch_consumer(app: faust.App, on_wait: WaitObserver | None = None) -> None:
+    """Make ``app`` consume with :class:`Consumer` (before the app starts).
+
+    ``on_wait(cause, seconds)`` is told each time the fetch loop waited: for records
+    (``"records"``) or for acknowledgements, with :data:`MAX_IN_FLIGHT` batches in flight
+    (``"acknowledgements"``). What is left of the loop's time is its own work.
+    """
     app.transport = Transport(app.conf.broker_consumer, app)
+    app.batch_loop_waits = on_wait

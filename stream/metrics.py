@@ -47,6 +47,7 @@ class Metrics(NamedTuple):
     model_swaps: Counter
     model_training_position: Gauge
     gc_frozen_objects: Gauge
+    batch_loop_wait: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> Metrics:
@@ -142,4 +143,9 @@ class Metrics(NamedTuple):
                 " collector's reach (SCORESTREAM_GC_FREEZE_INTERVAL_S): about the live heap; steady growth"
                 " would mean cycles among them leak.",
                 registry=registry),
+            batch_loop_wait=Counter(
+                "scorestream_batch_loop_wait_seconds", "Time the fetch loop waited: for records"
+                " (on=records: idle, or fetches slower than scoring) or for Kafka to acknowledge a"
+                " full window of batches in flight (on=acknowledgements: produce back-pressure).",
+                ["on"], registry=registry),
         )

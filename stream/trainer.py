@@ -52,10 +52,10 @@ log = logging.getLogger(__name__)
 def create_trainer_app(settings: Settings, registry: CollectorRegistry | None = None,
                        log_level: str = "warn") -> faust.App:
     """A Faust app that joins labels, learns every model and publishes what the workers score with."""
-    app = batch_app(settings, topics.trainer_app_id(settings.app_id), trainer_dir(settings),
-                    settings.trainer_web_port)
     registry = registry if registry is not None else CollectorRegistry()
     metrics = Metrics.create(registry)
+    app = batch_app(settings, topics.trainer_app_id(settings.app_id), trainer_dir(settings),
+                    settings.trainer_web_port, metrics)
     models, publisher = snapshot_topic.load_models(settings, TASKS, settings.learner_holds)
     add_learning(app, settings, metrics, models, publisher)
     add_publishing(app, settings, metrics, models, snapshot_topic.trainer_publisher(settings, TASKS))

@@ -79,5 +79,7 @@ def test_every_event_gets_exactly_one_score(engine, start_worker, tmp_path):
     latency_count = sum(v for k, v in samples.items()
                         if k.startswith("scorestream_event_to_score_latency_seconds_count"))
     assert latency_count == n_web + n_tx
+    assert samples['scorestream_batch_loop_wait_seconds_total{on="records"}'] > 0  # idle before the events
+    assert samples['scorestream_batch_loop_wait_seconds_total{on="acknowledgements"}'] >= 0
     print(f"\nend to end: {expected} events scored in {elapsed:.1f} s "
           f"({expected / elapsed:,.0f} events/s through one worker, worker start excluded)")

@@ -62,6 +62,7 @@ COUNTERS = {
     "scorestream_outputs_produced_total": ("topic",),
     "scorestream_invalid_events_total": ("topic", "reason"),
     "scorestream_fraud_alerts_total": (),
+    "scorestream_batch_loop_wait_seconds_total": ("on",),
 }
 HISTOGRAMS = {
     "scorestream_event_to_score_latency_seconds": ("topic",),
@@ -804,6 +805,8 @@ def _worker_like_series() -> list[dict[str, str]]:
     for topic in ("lead-scores", "transaction-scores", "fraud-alerts", "dead-letter"):
         series.append((f'scorestream_outputs_produced_total{{{base}, topic="{topic}"}}', "0+20x40"))
     series.append((f"scorestream_fraud_alerts_total{{{base}}}", "0+2x40"))
+    for on in ("records", "acknowledgements"):
+        series.append((f'scorestream_batch_loop_wait_seconds_total{{{base}, on="{on}"}}', "0+3x40"))
 
     def histogram(name: str, labels: str, bounds: list[str]) -> None:
         for i, le in enumerate([*bounds, "+Inf"], start=1):
