@@ -117,15 +117,25 @@ class WorkerProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:]
 
+    def metric_sums(self, *prefixes: str) -> dict[str, float]:
+        """For each prefix, the sum of this process's /metrics samples whose name{labels} starts with it."""
+        url = f"http://127.0.0.1:{self.settings.web_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            lines = response.read().decode().splitlines()
+        return {prefix: sum(float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith(prefix))
+                for prefix in prefixes}
+
     def examples_applied(self) -> float:
         """Training examples this worker's trainer applied (its /metrics), both tasks: learned, or
         skipped as a second copy of an example id (with 15-minute horizons a long session can
         give its id twice)."""
-        url = f"http://127.0.0.1:{self.settings.web_port}/metrics"
-        with urllib.request.urlopen(url, timeout=5) as response:
-            text = response.read().decode()
-        names = ("scorestream_examples_learned_total{", "scorestream_duplicate_examples_total{")
-        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(names))
+        return sum(self.metric_sums("scorestream_examples_learned_total{",
+                                    "scorestream_duplicate_examples_total{").values())
+
+    def waited(self) -> dict[str, float]:
+        """Seconds the worker's fetch loop has waited so far, by cause (its /metrics)."""
+        sums = self.metric_sums(*WAIT_SAMPLES.values())
+        return {cause: sums[prefix] for cause, prefix in WAIT_SAMPLES.items()}
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> None:
         if self.alive():
@@ -172,6 +182,15 @@ async def _run_topics(settings: Settings) -> dict[str, int]:
         await admin.close()
 
 
+#: The worker's waits while it scores the backlog: for records, for acknowledgements of a full
+#: window of batches in flight, and (transaction batches) for the terminal view.
+WAIT_SAMPLES = {
+    "records": 'scorestream_batch_loop_wait_seconds_total{on="records"}',
+    "acknowledgements": 'scorestream_batch_loop_wait_seconds_total{on="acknowledgements"}',
+    "terminal view": "scorestream_terminal_wait_seconds_sum",
+}
+
+
 @dataclass
 class EngineRun:
     events_per_s: float
@@ -203,6 +222,10 @@ class EngineRun:
     #: what it learns), and its CPU per input event
     trainer_lag_s: float = float("nan")
     trainer_cpu_us_per_event: float = float("nan")
+    #: worker 0's waits (``WAIT_SAMPLES``) from loading the backlog to its last score, in seconds,
+    #: and that span's length: what the rest of its core's time went to
+    waited_s: dict[str, float] | None = None
+    scoring_span_s: float = float("nan")
 
 
 def _run_settings(base: Settings, tag: str) -> Settings:
@@ -311,12 +334,16 @@ def _run_engine(cmd: tuple[str, ...], base: Settings, backlog: list[Event], work
         cpu_before = sum(p.cpu_seconds() for p in procs)
         shadow_cpu_before = shadow.cpu_seconds() if shadow else 0.0
         trainer_cpu_before = trainer.cpu_seconds() if trainer else 0.0
+        waited_before = procs[0].waited()
+        loaded_at = time.monotonic()
         asyncio.run(load(settings, backlog))
         expected = sum(e.topic in topics.INPUT_TOPICS for e in backlog)  # labels are not scored
         seen = asyncio.run(wait_for_count(settings, SCORE_TOPICS, base_offsets, expected,
                                           timeout=max(45, expected / 500),
                                           alive=lambda: all(p.alive() for p in procs)))
         scored_at_ms = time.time() * 1000
+        span_s = time.monotonic() - loaded_at
+        waited = {cause: seconds - waited_before[cause] for cause, seconds in procs[0].waited().items()}
         learners = [trainer] if trainer else procs  # who learns what the workers score with
         learned_at_ms, examples = wait_for_learning(settings, learners, timeout=max(60, expected / 200))
         cpu = sum(p.cpu_seconds() for p in procs) - cpu_before
@@ -343,7 +370,8 @@ def _run_engine(cmd: tuple[str, ...], base: Settings, backlog: list[Event], work
                         trainer_lag_s=max(0.0, (learned_at_ms - scored_at_ms) / 1000) if trainer
                         else float("nan"),
                         trainer_cpu_us_per_event=(trainer.cpu_seconds() - trainer_cpu_before)
-                        / max(1, seen) * 1e6 if trainer else float("nan"))
+                        / max(1, seen) * 1e6 if trainer else float("nan"),
+                        waited_s=waited, scoring_span_s=span_s)
         if not run.complete:
             print(f"   (incomplete: {seen}/{expected} scores before the deadline; logs in "
                   f"{procs[0].log_path.parent}; {dump_stacks(procs[0])})", flush=True)

@@ -231,6 +231,9 @@ def _note(label: str, result: dict | EngineRun) -> None:
     if _number(data.get("scoring_only_per_s")):
         extra += (f"; scoring alone {data['scoring_only_per_s']:,.0f}/s, "
                   f"{data['examples']:,} examples learned")
+    if data.get("waited_s") and _number(data.get("scoring_span_s")):
+        extra += f"; of {data['scoring_span_s']:.1f} s worker 0 waited " + ", ".join(
+            f"{seconds:.1f} s for {cause}" for cause, seconds in data["waited_s"].items())
     print(f"   {label:<34} {data['events_per_s']:>10,.0f} events/s{extra}", flush=True)
 
 
