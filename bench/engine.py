@@ -397,9 +397,14 @@ def _run_engine(cmd: tuple[str, ...], base: Settings, backlog: list[Event], work
 
 async def _paced_latency(settings: Settings, pool: list[Event], rate: float, seconds: float,
                          base_offsets: dict) -> dict[str, float]:
-    """Send events at ``rate`` with wall-clock timestamps; latency = score timestamp − send time."""
+    """Send events at ``rate`` with wall-clock timestamps; latency = score timestamp − send time.
+
+    The pool's labels go too, at their place in the stream (they are not scored): a transaction's
+    terminal features wait for the labels of its time, which a stream without labels never shows.
+    """
     count = min(len(pool), int(rate * seconds))
     events = pool[:count]
+    scored = sum(e.topic in topics.INPUT_TOPICS for e in events)
     sent_ms: dict[str, float] = {}
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=0, acks=1)
     await producer.start()
@@ -417,7 +422,7 @@ async def _paced_latency(settings: Settings, pool: list[Event], rate: float, sec
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
-    seen = await wait_for_count(settings, SCORE_TOPICS, base_offsets, count, timeout=60)
+    seen = await wait_for_count(settings, SCORE_TOPICS, base_offsets, scored, timeout=60)
     upto = await end_offsets(settings, SCORE_TOPICS)
     records = await read_since(settings, base_offsets, upto)
     latencies = []

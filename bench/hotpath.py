@@ -139,8 +139,9 @@ def main(argv: list[str] | None = None) -> int:
                           config=HOTPATH_SIMULATOR)
     inputs = inputs_only(backlog)
     labels = truth(inputs, SEED, HOTPATH_SIMULATOR)
-    pool = make_events(args.events + 200_000, seed=SEED, partitions=partitions,
-                       config=HOTPATH_SIMULATOR)[args.events:]
+    # the paced events continue the backlog's stream, labels included
+    pool = make_events(args.events + 200_000, seed=SEED, partitions=partitions, labels=True,
+                       config=HOTPATH_SIMULATOR)[len(backlog):]
     if args.profile:
         return profile(names, settings, backlog)
 

@@ -73,8 +73,11 @@ class Settings:
     terminal_delay_days: float = 7.0
     #: Seconds of wall-clock time a ``fraud-labels`` partition read to its end must stay quiet
     #: before transactions past its newest label are scored without waiting for it (as Kafka
-    #: Streams' ``max.task.idle.ms``); until then they wait for the labels to reach their time.
-    terminal_label_wait_s: float = 2.0
+    #: Streams' ``max.task.idle.ms``, 0 there too). With 0 a transaction waits only for one fetch
+    #: to confirm every label the broker has is read; a label reaching Kafka after transactions of
+    #: its time is late for them. N > 0 tolerates labels N s behind, at up to N s of latency after
+    #: each label (``stream/terminal_view.py``).
+    terminal_label_wait_s: float = 0.0
     #: Seconds of wall-clock time between two sweeps that drop idle keys' state.
     state_expiry_interval_s: float = 300.0
     #: Where the challengers live: ``separate`` — each worker scores and learns (or, with a

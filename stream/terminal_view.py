@@ -10,11 +10,21 @@ it has read everything a transaction at ``t`` needs:
 
 - every ``transactions`` partition has reached ``t - d + lateness`` or its end
   (the label delay ``d``, 7 days by default, is the slack);
-- every ``fraud-labels`` partition has reached ``t``, or is *quiet*: read to its
-  end with nothing new for ``terminal_label_wait_s`` (Kafka Streams'
-  ``max.task.idle.ms``). Each label partition is read in order; a label read
-  after transactions at or past its own time were scored is counted as late
-  (``scorestream_late_labels_total``) and counts from then on.
+- every ``fraud-labels`` partition has reached ``t``, or is *caught up*: a fetch
+  answered after the batch came found it at its end (every label the broker had by
+  then has been read), and it has had nothing new for ``terminal_label_wait_s``
+  (Kafka Streams' ``max.task.idle.ms``; 0 by default, as there). Each label
+  partition is read in order; a label read after transactions at or past its own
+  time were scored is counted as late (``scorestream_late_labels_total``) and counts
+  from then on.
+
+A wait of a few seconds makes the features independent of labels reaching Kafka up
+to that much after transactions of their time, but costs every transaction batch up
+to that wait while labels flow (each new label starts it again: with 2 s, p50
+event→score latency was 0.5-0.8 s with labels in the benchmark's paced stream).
+Without it, the price is one fetch: the view's consumer lets the broker hold a fetch
+at most :data:`FETCH_MAX_WAIT_MS` and polls every :data:`CONFIRM_POLL_MS` while a
+batch waits.
 
 The scoring handler waits, once per batch, until the view knows its newest
 transaction (:meth:`TerminalView.wait_until_known`). Why a view per worker rather
@@ -44,6 +54,12 @@ log = logging.getLogger(__name__)
 READ_AHEAD_MS = 86_400_000
 #: Records the view reads in one step before it lets scoring run.
 READ_STEP = 5_000
+#: How long the broker may hold the view's fetch that finds nothing new: bounds how long a
+#: batch waits for a label partition at its end to be confirmed caught up (aiokafka's: 500 ms).
+FETCH_MAX_WAIT_MS = 20
+#: The reader's poll interval while a batch waits (otherwise :data:`FETCH_MAX_WAIT_MS`): fetch
+#: answers without records do not wake ``getmany``, and a batch that starts waiting does not either.
+CONFIRM_POLL_MS = 5
 
 
 class InputClocks:
@@ -70,28 +86,39 @@ class InputClocks:
         self.at_end: dict[tuple[str, int], bool] = {}
         #: (kind, partition) → when it last gave a record (or the view started)
         self.last_record_at: dict[tuple[str, int], float] = {}
+        #: (kind, partition) → wall-clock ms of the fetch answer that found it at its end (None: not at it)
+        self.end_seen_ms: dict[tuple[str, int], int | None] = {}
         for kind, partitions in (("tx", tx_partitions), ("label", label_partitions)):
             for partition in partitions:
                 self.newest[kind, partition] = None
                 self.at_end[kind, partition] = False
                 self.last_record_at[kind, partition] = now
+                self.end_seen_ms[kind, partition] = None
 
     def read(self, kind: str, partition: int, ts: int, now: float) -> None:
         newest = self.newest[kind, partition]
         self.newest[kind, partition] = ts if newest is None else max(newest, ts)
         self.last_record_at[kind, partition] = now
 
-    def reached_end(self, kind: str, partition: int, at_end: bool) -> None:
+    def reached_end(self, kind: str, partition: int, at_end: bool, fetched_ms: int | None = None) -> None:
+        """Whether the partition is read to its end, as of the fetch answered at ``fetched_ms``
+        (wall-clock ms, ``AIOKafkaConsumer.last_poll_timestamp``)."""
         self.at_end[kind, partition] = at_end
+        self.end_seen_ms[kind, partition] = fetched_ms if at_end else None
 
-    def _quiet(self, tp: tuple[str, int], now: float) -> bool:
-        return self.at_end[tp] and now - self.last_record_at[tp] >= self.quiet_s
+    def _caught_up(self, tp: tuple[str, int], now: float, since_ms: int | None) -> bool:
+        """At its end as of a fetch answered since ``since_ms`` (if given), nothing new for ``quiet_s``."""
+        if not self.at_end[tp] or now - self.last_record_at[tp] < self.quiet_s:
+            return False
+        seen = self.end_seen_ms[tp]
+        return since_ms is None or (seen is not None and seen >= since_ms)
 
-    def knows(self, t: int, now: float) -> bool:
-        """Whether everything a transaction at ``t`` needs has been read."""
-        return not self.missing(t, now)
+    def knows(self, t: int, now: float, since_ms: int | None = None) -> bool:
+        """Whether everything a transaction at ``t`` needs has been read (for a batch that came
+        at ``since_ms``, wall-clock ms)."""
+        return not self.missing(t, now, since_ms)
 
-    def missing(self, t: int, now: float) -> list[tuple[str, int]]:
+    def missing(self, t: int, now: float, since_ms: int | None = None) -> list[tuple[str, int]]:
         """The partitions not read far enough for ``t``."""
         need = {"tx": t - self.delay_ms + self.lateness_ms, "label": t}
         out = []
@@ -99,7 +126,7 @@ class InputClocks:
             kind = tp[0]
             if newest is not None and newest >= need[kind]:
                 continue
-            if (kind == "tx" and self.at_end[tp]) or self._quiet(tp, now):
+            if self.at_end[tp] if kind == "tx" else self._caught_up(tp, now, since_ms):
                 continue
             out.append(tp)
         return out
@@ -131,6 +158,7 @@ class TerminalView:
         #: a label at or before the newest of them comes late)
         self.scored: dict[int, int] = {}
         self._progress = asyncio.Event()
+        self._waiting = 0  # batches waiting: the reader polls faster meanwhile
 
     def features(self, tx: Transaction, partition: int) -> dict[str, float]:
         """The terminal features of a transaction the view knows enough for."""
@@ -139,27 +167,33 @@ class TerminalView:
 
     async def wait_until_known(self, t: int) -> bool:
         """Wait until the view has read everything a transaction at ``t`` needs; True if a
-        quiet label partition, rather than its records, let it go on."""
+        label partition at its end (caught up or quiet), rather than its records, let it go on."""
+        since_ms = int(time.time() * 1000)
         self.wanted = t if self.wanted is None else max(self.wanted, t)
+        self._waiting += 1
         self._wake()
         started = reported = time.monotonic()
-        while True:
-            clocks = self.clocks
-            if clocks is not None:
-                now = time.monotonic()
-                missing = clocks.missing(t, now)
-                if not missing:
-                    return any(clocks.newest[tp] is None or clocks.newest[tp] < t
-                               for tp in clocks.newest if tp[0] == "label")
-                if now - reported >= 10:
-                    reported = now
-                    log.warning("transactions at %d have waited %.0f s for the terminal view: %s", t,
-                                now - started, {tp: (clocks.newest[tp], clocks.at_end[tp]) for tp in missing})
-            progress = self._progress
-            try:
-                await asyncio.wait_for(progress.wait(), timeout=0.1)
-            except TimeoutError:
-                pass
+        try:
+            while True:
+                clocks = self.clocks
+                if clocks is not None:
+                    now = time.monotonic()
+                    missing = clocks.missing(t, now, since_ms)
+                    if not missing:
+                        return any(clocks.newest[tp] is None or clocks.newest[tp] < t
+                                   for tp in clocks.newest if tp[0] == "label")
+                    if now - reported >= 10:
+                        reported = now
+                        log.warning("transactions at %d have waited %.0f s for the terminal view: %s", t,
+                                    now - started,
+                                    {tp: (clocks.newest[tp], clocks.at_end[tp]) for tp in missing})
+                progress = self._progress
+                try:
+                    await asyncio.wait_for(progress.wait(), timeout=0.1)
+                except TimeoutError:
+                    pass
+        finally:
+            self._waiting -= 1
 
     def prune(self) -> int:
         """Forget transactions that no partition this worker scored (or, scoring none, read) still needs."""
@@ -196,7 +230,7 @@ class TerminalView:
         # without a group, a subscription is every partition of the topics, from the beginning
         consumer = AIOKafkaConsumer(*kinds, bootstrap_servers=bootstrap, group_id=None,
                                     enable_auto_commit=False, auto_offset_reset="earliest",
-                                    max_partition_fetch_bytes=4 << 20)
+                                    max_partition_fetch_bytes=4 << 20, fetch_max_wait_ms=FETCH_MAX_WAIT_MS)
         await consumer.start()
         try:
             tps = await _every_partition(consumer, set(kinds))
@@ -221,7 +255,8 @@ class TerminalView:
                 except TimeoutError:
                     pass
                 continue
-            batches = await consumer.getmany(*fetchable, timeout_ms=100, max_records=READ_STEP)
+            poll_ms = CONFIRM_POLL_MS if self._waiting else FETCH_MAX_WAIT_MS
+            batches = await consumer.getmany(*fetchable, timeout_ms=poll_ms, max_records=READ_STEP)
             now = time.monotonic()
             for tp, records in batches.items():
                 kind = kinds[tp.topic]
@@ -232,7 +267,7 @@ class TerminalView:
             for tp in fetchable:
                 highwater = consumer.highwater(tp)
                 at_end = highwater is not None and await consumer.position(tp) >= highwater
-                clocks.reached_end(kinds[tp.topic], tp.partition, at_end)
+                clocks.reached_end(kinds[tp.topic], tp.partition, at_end, consumer.last_poll_timestamp(tp))
             self._wake()
             await asyncio.sleep(0)
 

@@ -1,6 +1,7 @@
 """When the terminal view knows enough for a transaction, and what it counts as late (no broker)."""
 
 import asyncio
+import time
 
 import orjson
 
@@ -41,6 +42,35 @@ def test_a_label_partition_holds_transactions_back_until_it_reaches_their_time_o
     assert not c.knows(T, now=7.0)
     c.read("label", 0, T, now=7.0)
     assert c.knows(T, now=7.0)
+
+
+def label_found_at_its_end(quiet_s: float, fetched_ms: int) -> InputClocks:
+    """Transactions read to their end; the label partition's last record (before T) read at 1.0 s
+    and its end found by a fetch answered at ``fetched_ms``."""
+    c = clocks(quiet_s=quiet_s)
+    for partition in (0, 1):
+        c.reached_end("tx", partition, True)
+    c.read("label", 0, T - 1, now=1.0)
+    c.reached_end("label", 0, True, fetched_ms=fetched_ms)
+    return c
+
+
+def test_a_label_partition_found_at_its_end_by_a_fetch_answered_after_the_batch_came_is_caught_up():
+    """Every label the broker had when the batch came has been read: with no wait, go on."""
+    c = label_found_at_its_end(quiet_s=0.0, fetched_ms=10_000)
+    assert not c.knows(T, now=1.0, since_ms=10_001)  # that fetch was answered before the batch came
+    assert c.knows(T, now=1.0, since_ms=10_000)
+    c.reached_end("label", 0, False, fetched_ms=10_005)  # a newer label arrived: not at its end
+    assert not c.knows(T, now=1.0, since_ms=10_000)
+    c.reached_end("label", 0, True, fetched_ms=None)  # no fetch answer known
+    assert not c.knows(T, now=1.0, since_ms=0)
+
+
+def test_with_a_wait_a_caught_up_label_partition_must_also_be_quiet():
+    c = label_found_at_its_end(quiet_s=5.0, fetched_ms=10_000)
+    assert not c.knows(T, now=5.9, since_ms=10_000)
+    assert c.knows(T, now=6.0, since_ms=10_000)
+    assert not c.knows(T, now=6.0, since_ms=10_001)  # quiet, but not confirmed since the batch came
 
 
 def test_an_empty_label_partition_is_quiet_only_after_the_wait_from_the_start():
@@ -97,3 +127,20 @@ def test_waiting_ends_once_the_reader_has_read_far_enough():
         return await asyncio.wait_for(waiter, timeout=2)
 
     assert asyncio.run(scenario()) is False  # the labels reached T: not a quiet release
+
+
+def test_a_waiting_batch_goes_on_once_a_fresh_fetch_finds_the_labels_at_their_end():
+    async def scenario() -> bool:
+        view = TerminalView(delay_ms=DAY, lateness_ms=0, quiet_s=0.0)
+        view.clocks = InputClocks([0], [0], DAY, 0, 0.0, now=time.monotonic())
+        view.clocks.reached_end("tx", 0, True)
+        view.clocks.read("label", 0, T - 1, now=time.monotonic())
+        view.clocks.reached_end("label", 0, True, fetched_ms=int(time.time() * 1000) - 1_000)
+        waiter = asyncio.ensure_future(view.wait_until_known(T))
+        await asyncio.sleep(0.05)
+        assert not waiter.done()  # at its end, but as of a fetch answered before the batch came
+        view.clocks.reached_end("label", 0, True, fetched_ms=int(time.time() * 1000))
+        view._wake()
+        return await asyncio.wait_for(waiter, timeout=2)
+
+    assert asyncio.run(scenario()) is True  # its end, not a label at T, let it go on
