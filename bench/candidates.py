@@ -16,7 +16,14 @@ from collections.abc import Callable
 
 from river import base, drift, forest, imblearn, linear_model, optim, tree
 
-from online_models.registry import PRIORS, RARE_CLASS_SPLITS, prepare_features
+from online_models.registry import (
+    PRIORS,
+    RARE_CLASS_SPLITS,
+    ModelOptions,
+    adaptive_random_forest,
+    prepare_features,
+    scaled_logistic_regression,
+)
 
 #: ``factory(task, seed)`` gives a fresh candidate.
 Factory = Callable[[str, int], base.Classifier]
@@ -89,6 +96,30 @@ def arf_oversampled(factor: float, **params: object) -> Factory:
     return make
 
 
+class MeanProbability(base.Ensemble, base.Classifier):
+    """Soft voting: the mean of the models' probabilities (River's ``VotingClassifier`` only votes)."""
+
+    def __init__(self, models: list[base.Classifier]) -> None:
+        super().__init__(models)
+
+    def learn_one(self, x: dict, y: base.typing.ClfTarget, **kwargs: object) -> None:
+        for model in self:
+            model.learn_one(x, y)
+
+    def predict_proba_one(self, x: dict, **kwargs: object) -> dict[base.typing.ClfTarget, float]:
+        total: dict[base.typing.ClfTarget, float] = {}
+        for model in self:
+            for label, p in model.predict_proba_one(x).items():
+                total[label] = total.get(label, 0.0) + p / len(self)
+        return total
+
+
+def logreg_and_forest(task: str, seed: int) -> base.Classifier:
+    """The registered logistic regression and forest, their probabilities averaged."""
+    options = ModelOptions(seed=seed)
+    return MeanProbability([scaled_logistic_regression(task, options), adaptive_random_forest(task, options)])
+
+
 def amf(task: str, seed: int) -> base.Classifier:
     """River's aggregated Mondrian forest (numbers scaled, categories one-hot): not a registered model."""
     return prepare_features() | forest.AMFClassifier(n_estimators=10, seed=seed)
@@ -143,6 +174,9 @@ _COMMON: dict[str, Factory] = {
     "arf_oob3": arf_oversampled(3),
     "arf_oob10": arf_oversampled(10),
     "arf_oob30": arf_oversampled(30),
+    # round 7 (lead, --scale 5: logreg 0.006 ROC AUC behind the weekly batch LR): the registered
+    # logistic regression and forest averaged, two models of similar quality and different errors
+    "logreg+arf": logreg_and_forest,
 }
 
 #: The candidates of each task, by name.
