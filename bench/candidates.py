@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from river import base, drift, forest, imblearn, linear_model, optim, tree
+from river import base, drift, feature_extraction, forest, imblearn, linear_model, optim, tree
 
 from online_models.registry import (
     PRIORS,
@@ -120,6 +120,19 @@ def logreg_and_forest(task: str, seed: int) -> base.Classifier:
     return MeanProbability([scaled_logistic_regression(task, options), adaptive_random_forest(task, options)])
 
 
+def logreg_interactions(task: str, seed: int) -> base.Classifier:
+    """The registered logistic regression on the prepared features and their pairwise products."""
+    prior = PRIORS[task]
+    return (prepare_features() | feature_extraction.PolynomialExtender(degree=2, interaction_only=True)
+            | linear_model.LogisticRegression(optimizer=optim.AdaGrad(0.05),
+                                              intercept_init=math.log(prior / (1 - prior))))
+
+
+def logreg_interactions_and_forest(task: str, seed: int) -> base.Classifier:
+    return MeanProbability([logreg_interactions(task, seed),
+                            adaptive_random_forest(task, ModelOptions(seed=seed))])
+
+
 def amf(task: str, seed: int) -> base.Classifier:
     """River's aggregated Mondrian forest (numbers scaled, categories one-hot): not a registered model."""
     return prepare_features() | forest.AMFClassifier(n_estimators=10, seed=seed)
@@ -177,6 +190,9 @@ _COMMON: dict[str, Factory] = {
     # round 7 (lead, --scale 5: logreg 0.006 ROC AUC behind the weekly batch LR): the registered
     # logistic regression and forest averaged, two models of similar quality and different errors
     "logreg+arf": logreg_and_forest,
+    # then: the pairwise products of the prepared features, which a batch forest finds by depth
+    "logreg_x2": logreg_interactions,
+    "logreg_x2+arf": logreg_interactions_and_forest,
 }
 
 #: The candidates of each task, by name.
