@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import statistics
 import time
 from collections import defaultdict
@@ -35,6 +36,24 @@ SCORE_TOPICS = (topics.LEAD_SCORES, topics.TRANSACTION_SCORES)
 #: Every topic a worker reads, re-created empty for each run: ``training-examples`` above all,
 #: or a run's fresh models would also learn every example of the runs before it.
 WORKER_INPUTS = topics.INPUT_TOPICS + topics.LABEL_TOPICS + topics.INTERNAL_TOPICS
+
+
+def stop_cleanly_on_sigterm() -> None:
+    """Make SIGTERM end the benchmark as Ctrl-C does, through its ``finally`` blocks, which stop
+    the workers, trainers and peers it started: they run in process groups of their own, so a
+    benchmark killed outright leaves them running.
+
+    >>> import signal
+    >>> stop_cleanly_on_sigterm()
+    >>> signal.getsignal(signal.SIGTERM) is _interrupt
+    True
+    >>> _ = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    """
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def bench_settings(extra_env: dict[str, str] | None = None, **overrides: object) -> Settings:

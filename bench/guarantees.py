@@ -43,6 +43,7 @@ from bench.common import (
     make_scorer,
     read_since,
     recreate_topics,
+    stop_cleanly_on_sigterm,
     wait_for_count,
     wait_quiet,
 )
@@ -205,6 +206,7 @@ def _produced(worker: WorkerProcess) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
+    stop_cleanly_on_sigterm()
     parser = argparse.ArgumentParser(prog="python -m bench.guarantees", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--contenders", default="engine")

@@ -43,6 +43,7 @@ from bench.common import (
     load,
     make_events,
     recreate_topics,
+    stop_cleanly_on_sigterm,
     summary,
 )
 from bench.engine import ENGINE_CMD, EngineRun, run_engine, run_floor, run_peer
@@ -108,6 +109,7 @@ def machine() -> dict[str, object]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    stop_cleanly_on_sigterm()
     parser = argparse.ArgumentParser(prog="python -m bench.hotpath", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=30_000, help="backlog per run")
