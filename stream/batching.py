@@ -74,11 +74,11 @@ class Delivery:
     on_acknowledged: Callable[[float], None] = lambda fetched_at: None
 
 
-#: A batch handler: the records of one input topic, fetched together, in partition order.
 #: Told how long the fetch loop waited, and on what (:func:`use_batch_consumer`).
 WaitObserver = Callable[[str, float], None]
 #: What the fetch loop waits on: records from the broker, or acknowledgements of a full window.
 WAIT_CAUSES = ("records", "acknowledgements")
+#: A batch handler: the records of one input topic, fetched together, in partition order.
 Handler = Callable[[list[InputRecord]], Delivery]
 #: Awaited with a batch before it is handled (to wait for what the handler needs to know);
 #: what it returns is handed to the handler as ``prepared=``.
