@@ -88,10 +88,9 @@ class PositivesOversampled(base.Wrapper, base.Classifier):
         return self.forest.predict_proba_one(x)
 
 
-def arf_oversampled(factor: float, **params: object) -> Factory:
+def arf_oversampled(factor: float) -> Factory:
     def make(task: str, seed: int) -> base.Classifier:
-        return PositivesOversampled(arf(leaf_prediction="mc", lambda_value=1, adwin_delta=1e-5,
-                                        **params)(task, seed), factor)
+        return PositivesOversampled(adaptive_random_forest(task, ModelOptions(seed=seed)), factor)
 
     return make
 
@@ -114,23 +113,22 @@ class MeanProbability(base.Ensemble, base.Classifier):
         return total
 
 
-def logreg_and_forest(task: str, seed: int) -> base.Classifier:
-    """The registered logistic regression and forest, their probabilities averaged."""
-    options = ModelOptions(seed=seed)
-    return MeanProbability([scaled_logistic_regression(task, options), adaptive_random_forest(task, options)])
+def with_forest(first: Factory) -> Factory:
+    """``first`` and the registered forest, their probabilities averaged."""
+    def make(task: str, seed: int) -> base.Classifier:
+        return MeanProbability([first(task, seed), adaptive_random_forest(task, ModelOptions(seed=seed))])
+
+    return make
+
+
+def registered_logreg(task: str, seed: int) -> base.Classifier:
+    return scaled_logistic_regression(task, ModelOptions(seed=seed))
 
 
 def logreg_interactions(task: str, seed: int) -> base.Classifier:
     """The registered logistic regression on the prepared features and their pairwise products."""
-    prior = PRIORS[task]
     return (prepare_features() | feature_extraction.PolynomialExtender(degree=2, interaction_only=True)
-            | linear_model.LogisticRegression(optimizer=optim.AdaGrad(0.05),
-                                              intercept_init=math.log(prior / (1 - prior))))
-
-
-def logreg_interactions_and_forest(task: str, seed: int) -> base.Classifier:
-    return MeanProbability([logreg_interactions(task, seed),
-                            adaptive_random_forest(task, ModelOptions(seed=seed))])
+            | scaled_logistic_regression(task, ModelOptions(seed=seed))[-1])  # its regression step
 
 
 def amf(task: str, seed: int) -> base.Classifier:
@@ -189,10 +187,10 @@ _COMMON: dict[str, Factory] = {
     "arf_oob30": arf_oversampled(30),
     # round 7 (lead, --scale 5: logreg 0.006 ROC AUC behind the weekly batch LR): the registered
     # logistic regression and forest averaged, two models of similar quality and different errors
-    "logreg+arf": logreg_and_forest,
+    "logreg+arf": with_forest(registered_logreg),
     # then: the pairwise products of the prepared features, which a batch forest finds by depth
     "logreg_x2": logreg_interactions,
-    "logreg_x2+arf": logreg_interactions_and_forest,
+    "logreg_x2+arf": with_forest(logreg_interactions),
 }
 
 #: The candidates of each task, by name.
