@@ -126,7 +126,8 @@ class InputClocks:
             kind = tp[0]
             if newest is not None and newest >= need[kind]:
                 continue
-            if self.at_end[tp] if kind == "tx" else self._caught_up(tp, now, since_ms):
+            released = self.at_end[tp] if kind == "tx" else self._caught_up(tp, now, since_ms)
+            if released:
                 continue
             out.append(tp)
         return out
