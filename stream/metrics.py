@@ -117,7 +117,8 @@ class Metrics(NamedTuple):
                 buckets=LATENCY_BUCKETS, registry=registry),
             terminal_quiet_releases=Counter(
                 "scorestream_terminal_quiet_releases", "Batches of transactions scored past the"
-                " newest fraud label of a quiet label partition.", registry=registry),
+                " newest fraud label of a label partition read to its end (caught up, and quiet for"
+                " SCORESTREAM_TERMINAL_LABEL_WAIT_S).", registry=registry),
             late_labels=Counter(
                 "scorestream_late_labels", "Fraud labels read after transactions at or after their"
                 " time were scored (they count from then on).", registry=registry),
