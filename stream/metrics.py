@@ -113,7 +113,8 @@ class Metrics(NamedTuple):
                 buckets=BATCH_BUCKETS, registry=registry),
             terminal_wait=Histogram(
                 "scorestream_terminal_wait_seconds", "Time a batch of transactions waited for the"
-                " terminal view to read every transaction and fraud label up to its time.",
+                " terminal view to read every transaction and fraud label up to its time (batches"
+                " wait side by side: the sum can exceed the time passed).",
                 buckets=LATENCY_BUCKETS, registry=registry),
             terminal_quiet_releases=Counter(
                 "scorestream_terminal_quiet_releases", "Batches of transactions scored past the"
@@ -147,6 +148,8 @@ class Metrics(NamedTuple):
             batch_loop_wait=Counter(
                 "scorestream_batch_loop_wait_seconds", "Time the fetch loop waited: for records"
                 " (on=records: idle, or fetches slower than scoring) or for Kafka to acknowledge a"
-                " full window of batches in flight (on=acknowledgements: produce back-pressure).",
+                " full window of batches in flight (on=acknowledgements: produce back-pressure) or for"
+                " a topic's batches to be prepared (on=preparation: too many transactions waiting for"
+                " the terminal view).",
                 ["on"], registry=registry),
         )

@@ -26,9 +26,10 @@ Without it, the price is one fetch: the view's consumer lets the broker hold a f
 at most :data:`FETCH_MAX_WAIT_MS` and polls every :data:`CONFIRM_POLL_MS` while a
 batch waits.
 
-The scoring handler waits, once per batch, until the view knows its newest
-transaction (:meth:`TerminalView.wait_until_known`). Why a view per worker rather
-than a repartition by terminal: no partition of it ever moves on a rebalance,
+A transaction batch waits, once, until the view knows its newest transaction
+(:meth:`TerminalView.wait_until_known`), as the batch's prepare step: later
+transactions wait behind it, web events do not (``stream.batching.Preparations``).
+Why a view per worker rather than a repartition by terminal: no partition of it ever moves on a rebalance,
 nothing is held in a table, and a restart simply reads the topics again; the
 price is that each worker reads every transaction (a decode, ~3 µs) and holds
 ``d`` + 30 days of them (about 100 bytes each).

@@ -105,7 +105,11 @@ def test_terminal_features_do_not_depend_on_when_labels_are_produced(labels, eng
     first, second = (label_path, other_path) if labels == "ahead" else (other_path, label_path)
     produce_file(engine, first)
     if labels == "behind":
-        time.sleep(5)
+        # while the transactions wait for their labels, the web events among them are scored
+        n_web = sum(e["topic"] == topics.WEB_EVENTS for e in others)
+        leads = consume(engine, (topics.LEAD_SCORES,), n_web, timeout=8)
+        assert len(first_features(leads)[0]) == n_web
+        assert consume(engine, (topics.TRANSACTION_SCORES,), 1, timeout=0.5) == []
     produce_file(engine, second)
     out = consume(engine, (topics.TRANSACTION_SCORES,), n_tx, timeout=300)
     streamed, counts = first_features(out)

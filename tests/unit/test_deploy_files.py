@@ -35,6 +35,7 @@ from typing import Any
 import pytest
 import yaml
 
+from stream.batching import WAIT_CAUSES
 from stream.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -805,7 +806,7 @@ def _worker_like_series() -> list[dict[str, str]]:
     for topic in ("lead-scores", "transaction-scores", "fraud-alerts", "dead-letter"):
         series.append((f'scorestream_outputs_produced_total{{{base}, topic="{topic}"}}', "0+20x40"))
     series.append((f"scorestream_fraud_alerts_total{{{base}}}", "0+2x40"))
-    for on in ("records", "acknowledgements"):
+    for on in WAIT_CAUSES:
         series.append((f'scorestream_batch_loop_wait_seconds_total{{{base}, on="{on}"}}', "0+3x40"))
 
     def histogram(name: str, labels: str, bounds: list[str]) -> None:
