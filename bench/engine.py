@@ -39,6 +39,7 @@ from bench.common import (
     wait_for_count,
 )
 from stream import admin, topics
+from stream.batching import WAIT_CAUSES
 from stream.settings import Settings
 
 ENGINE_CMD = (sys.executable, "-m", "stream.cli", "worker")
@@ -182,12 +183,13 @@ async def _run_topics(settings: Settings) -> dict[str, int]:
         await admin.close()
 
 
-#: The worker's waits while it scores the backlog: for records, for acknowledgements of a full
-#: window of batches in flight, and (transaction batches) for the terminal view.
+#: The worker's waits while it scores the backlog: its fetch loop's (for records, for
+#: acknowledgements of a full window of batches in flight, for too many transactions waiting to be
+#: prepared), and the transaction batches' own waits for the terminal view, which run side by side
+#: with the loop and with each other.
 WAIT_SAMPLES = {
-    "records": 'scorestream_batch_loop_wait_seconds_total{on="records"}',
-    "acknowledgements": 'scorestream_batch_loop_wait_seconds_total{on="acknowledgements"}',
-    "terminal view": "scorestream_terminal_wait_seconds_sum",
+    **{cause: f'scorestream_batch_loop_wait_seconds_total{{on="{cause}"}}' for cause in WAIT_CAUSES},
+    "the terminal view (transaction batches, side by side)": "scorestream_terminal_wait_seconds_sum",
 }
 
 
