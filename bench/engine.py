@@ -428,13 +428,17 @@ async def _paced_latency(settings: Settings, pool: list[Event], rate: float, sec
     upto = await end_offsets(settings, SCORE_TOPICS)
     records = await read_since(settings, base_offsets, upto)
     latencies = []
-    for _, ts, value in records:
+    by_topic: dict[str, list[float]] = {}
+    for topic, ts, value in records:
         sent = sent_ms.get(orjson.loads(value)["event_id"])
         if sent is not None:
             latencies.append(ts - sent)
+            by_topic.setdefault(topic, []).append(ts - sent)
     return {"p50": pct(latencies, 0.5), "p95": pct(latencies, 0.95), "p99": pct(latencies, 0.99),
             "max": max(latencies) if latencies else float("nan"), "events": count, "scored": seen,
-            "matched": len(latencies)}
+            "matched": len(latencies),
+            # where the tail is: web events (lead scores) or transactions (which wait for the view)
+            "p99_by_topic": {topic: pct(values, 0.99) for topic, values in sorted(by_topic.items())}}
 
 
 PEER_CMD = (sys.executable, "-m", "bench.peer_quix")

@@ -231,6 +231,9 @@ def _note(label: str, result: dict | EngineRun) -> None:
         if lat:
             extra += (f"; at {data[rate]:,.0f}/s p50 {lat['p50']:.1f} p95 {lat['p95']:.1f} "
                       f"p99 {lat['p99']:.1f} ms")
+            if lat.get("p99_by_topic"):
+                by_topic = lat["p99_by_topic"].items()
+                extra += " (p99 " + ", ".join(f"{topic} {ms:.1f}" for topic, ms in by_topic) + ")"
     if _number(data.get("scoring_only_per_s")):
         extra += (f"; scoring alone {data['scoring_only_per_s']:,.0f}/s, "
                   f"{data['examples']:,} examples learned")
