@@ -233,9 +233,9 @@ class Preparations:
     A batch whose prepare step waits (the fraud task's, for the terminal view) holds up only the
     later batches of its own topic: the fetch loop goes on fetching, and other topics' batches are
     handled meanwhile. ``submit(batch, prepared)`` is called once a batch and every earlier batch
-    of its topic are prepared. A failed prepare step calls ``fail`` and drops the rest; so does
-    :meth:`cancel_all`, silently. Nothing after a dropped batch is handed on, so no offset is
-    committed past it: its records are read again.
+    of its topic are prepared. A failed (or cancelled) prepare step or handler calls ``fail`` and
+    drops the rest; :meth:`cancel_all` drops them silently. Nothing after a dropped batch is
+    handed on, so no offset is committed past it: its records are read again.
 
     >>> async def demo():
     ...     handed = []
@@ -291,7 +291,10 @@ class Preparations:
         while queue and queue[0][0].done():
             future, batch, size = queue.popleft()
             self._sizes[topic] -= size
-            error = asyncio.CancelledError() if future.cancelled() else future.exception()
+            # cancel_all takes its batches out before cancelling them: one cancelled here was not
+            # dropped on purpose, and handing on the next would commit past its records
+            error: BaseException | None = (RuntimeError("a batch's prepare step was cancelled")
+                                           if future.cancelled() else future.exception())
             if error is None:
                 try:
                     self._submit(batch, future.result())
@@ -299,8 +302,7 @@ class Preparations:
                 except Exception as exc:  # the handler's: the worker stops, the batch is read again
                     error = exc
             self.cancel_all()
-            if not isinstance(error, asyncio.CancelledError):
-                self._fail(error)
+            self._fail(error)
             return
 
 

@@ -80,6 +80,20 @@ def test_a_failing_handler_is_reported_and_drops_the_rest() -> None:
     asyncio.run(run())
 
 
+def test_a_prepare_step_cancelled_from_elsewhere_is_a_failure() -> None:
+    async def run() -> None:
+        r = Recorder()
+        first, second = pending(), pending()
+        r.preparations.add("transactions", first, "batch 1")
+        r.preparations.add("transactions", second, "batch 2")
+        second.set_result("ready")
+        first.cancel()  # not by cancel_all: handing on batch 2 would commit past batch 1
+        await settle()
+        assert r.handled == [] and len(r.failures) == 1
+
+    asyncio.run(run())
+
+
 def test_cancel_all_drops_what_waits_and_nothing_is_handled_later() -> None:
     async def run() -> None:
         r = Recorder()
