@@ -157,7 +157,8 @@ def _waiting_for(terminals: TerminalView, scorer: BatchScorer, metrics: Metrics)
         newest = max((e.ts_ms for e in events if not isinstance(e, InvalidEvent)), default=None)
         if newest is not None:
             started = time.monotonic()
-            if await terminals.wait_until_known(newest):
+            offsets = {r.partition: r.offset for r in records}  # each partition's last: records are in order
+            if await terminals.wait_until_known(newest, offsets):
                 metrics.terminal_quiet_releases.inc()
             metrics.terminal_wait.observe(time.monotonic() - started)
         return events

@@ -11,8 +11,9 @@ it has read everything a transaction at ``t`` needs:
 - every ``transactions`` partition has reached ``t - d + lateness`` or its end
   (the label delay ``d``, 7 days by default, is the slack);
 - every ``fraud-labels`` partition has reached ``t``, or is *caught up*: a fetch
-  answered after the batch came found it at its end (every label the broker had by
-  then has been read), and it has had nothing new for ``terminal_label_wait_s``
+  answered after the batch's transactions were in Kafka found it at its end (every
+  label the broker had by then has been read), and it has had nothing new for
+  ``terminal_label_wait_s``
   (Kafka Streams' ``max.task.idle.ms``; 0 by default, as there). Each label
   partition is read in order; a label read after transactions at or past its own
   time were scored is counted as late (``scorestream_late_labels_total``) and counts
@@ -22,9 +23,13 @@ A wait of a few seconds makes the features independent of labels reaching Kafka 
 to that much after transactions of their time, but costs every transaction batch up
 to that wait while labels flow (each new label starts it again: with 2 s, p50
 event→score latency was 0.5-0.8 s with labels in the benchmark's paced stream).
-Without it, the price is one fetch: the view's consumer lets the broker hold a fetch
-at most :data:`FETCH_MAX_WAIT_MS` and polls every :data:`CONFIRM_POLL_MS` while a
-batch waits.
+Without it, the price is usually nothing: the view reads the transactions too, so the
+fetch answer that brought it a batch's transactions was answered after they were in
+Kafka, and when it found the label partitions at their end, the batch may go on
+(:meth:`InputClocks.read_at`). Otherwise (the view has not read them yet, or
+read them long ago) one fetch answered after the batch came: the view's consumer
+lets the broker hold a fetch at most :data:`FETCH_MAX_WAIT_MS` and polls every
+:data:`CONFIRM_POLL_MS` while a batch waits.
 
 A transaction batch waits, once, until the view knows its newest transaction
 (:meth:`TerminalView.wait_until_known`), as the batch's prepare step: later
@@ -40,6 +45,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -58,6 +64,8 @@ READ_STEP = 5_000
 #: How long the broker may hold the view's fetch that finds nothing new: bounds how long a
 #: batch waits for a label partition at its end to be confirmed caught up (aiokafka's: 500 ms).
 FETCH_MAX_WAIT_MS = 20
+#: Per transactions partition, how many (offset, fetch answer time) checkpoints the view keeps.
+READ_CHECKPOINTS = 256
 #: The reader's poll interval while a batch waits (otherwise :data:`FETCH_MAX_WAIT_MS`): fetch
 #: answers without records do not wake ``getmany``, and a batch that starts waiting does not either.
 CONFIRM_POLL_MS = 5
@@ -89,12 +97,44 @@ class InputClocks:
         self.last_record_at: dict[tuple[str, int], float] = {}
         #: (kind, partition) → wall-clock ms of the fetch answer that found it at its end (None: not at it)
         self.end_seen_ms: dict[tuple[str, int], int | None] = {}
+        #: transactions partition → (next offset to read, wall-clock ms of the fetch answer that
+        #: brought the records before it), oldest first
+        self.tx_read: dict[int, deque[tuple[int, int]]] = {}
         for kind, partitions in (("tx", tx_partitions), ("label", label_partitions)):
             for partition in partitions:
                 self.newest[kind, partition] = None
                 self.at_end[kind, partition] = False
                 self.last_record_at[kind, partition] = now
                 self.end_seen_ms[kind, partition] = None
+        for partition in tx_partitions:
+            self.tx_read[partition] = deque(maxlen=READ_CHECKPOINTS)
+
+    def read_to(self, partition: int, next_offset: int, fetched_ms: int | None) -> None:
+        """The view has read a transactions partition up to ``next_offset``, brought by a fetch
+        answered at ``fetched_ms`` (wall-clock ms, or later: then the rule is only stricter)."""
+        checkpoints = self.tx_read[partition]
+        if fetched_ms is not None and (not checkpoints or next_offset > checkpoints[-1][0]):
+            checkpoints.append((next_offset, fetched_ms))
+
+    def read_at(self, offsets: dict[int, int]) -> int | None:
+        """When (wall-clock ms) a fetch answer brought the view the transactions up to these
+        offsets (partition → offset), all of them; None if it has not read one yet. For an
+        offset older than every checkpoint kept, a later answer's time: only stricter.
+
+        >>> clocks = InputClocks([0, 1], [0], delay_ms=0, lateness_ms=0, quiet_s=0.0, now=0.0)
+        >>> clocks.read_to(0, 10, fetched_ms=5_000); clocks.read_to(1, 4, fetched_ms=5_000)
+        >>> clocks.read_to(0, 20, fetched_ms=5_050)
+        >>> clocks.read_at({0: 9, 1: 3}), clocks.read_at({0: 15}), clocks.read_at({0: 20})
+        (5000, 5050, None)
+        """
+        answered = 0
+        for partition, offset in offsets.items():
+            checkpoints = self.tx_read.get(partition, ())
+            found = next((ms for next_offset, ms in checkpoints if next_offset > offset), None)
+            if found is None:
+                return None
+            answered = max(answered, found)
+        return answered
 
     def read(self, kind: str, partition: int, ts: int, now: float) -> None:
         newest = self.newest[kind, partition]
@@ -167,9 +207,14 @@ class TerminalView:
         self.scored[partition] = max(self.scored.get(partition, tx.ts_ms), tx.ts_ms)
         return self.history.features(tx.terminal_id, tx.ts_ms)
 
-    async def wait_until_known(self, t: int) -> bool:
+    async def wait_until_known(self, t: int, offsets: dict[int, int] | None = None) -> bool:
         """Wait until the view has read everything a transaction at ``t`` needs; True if a
-        label partition at its end (caught up or quiet), rather than its records, let it go on."""
+        label partition at its end (caught up or quiet), rather than its records, let it go on.
+
+        ``offsets`` (``transactions`` partition → the batch's last offset there) lets a label
+        partition found at its end by the fetch that brought the view those transactions (or
+        a later one) count as caught up; without them, or until then, it takes a fetch
+        answered after this call."""
         since_ms = int(time.time() * 1000)
         self.wanted = t if self.wanted is None else max(self.wanted, t)
         self._waiting += 1
@@ -180,7 +225,8 @@ class TerminalView:
                 clocks = self.clocks
                 if clocks is not None:
                     now = time.monotonic()
-                    missing = clocks.missing(t, now, since_ms)
+                    read_ms = clocks.read_at(offsets) if offsets else None
+                    missing = clocks.missing(t, now, since_ms if read_ms is None else min(since_ms, read_ms))
                     if not missing:
                         return any(clocks.newest[tp] is None or clocks.newest[tp] < t
                                    for tp in clocks.newest if tp[0] == "label")
@@ -266,6 +312,9 @@ class TerminalView:
                     ts = self.tell(kind, record.value)
                     if ts is not None:
                         clocks.read(kind, tp.partition, ts, now)
+                if kind == "tx" and records:
+                    # the answer that brought them is at most this recent: the rule only gets stricter
+                    clocks.read_to(tp.partition, records[-1].offset + 1, consumer.last_poll_timestamp(tp))
             for tp in fetchable:
                 highwater = consumer.highwater(tp)
                 at_end = highwater is not None and await consumer.position(tp) >= highwater

@@ -144,3 +144,34 @@ def test_a_waiting_batch_goes_on_once_a_fresh_fetch_finds_the_labels_at_their_en
         return await asyncio.wait_for(waiter, timeout=2)
 
     assert asyncio.run(scenario()) is True  # its end, not a label at T, let it go on
+
+
+def test_a_batch_goes_on_at_once_if_the_answer_bringing_its_transactions_found_the_labels_at_end():
+    """The view reads the transactions too: the answer that brought them was answered after they
+    were in Kafka, so a label partition it found at its end has every label from before them."""
+    async def scenario() -> tuple[bool, bool]:
+        view = TerminalView(delay_ms=DAY, lateness_ms=0, quiet_s=0.0)
+        view.clocks = InputClocks([0], [0], DAY, 0, 0.0, now=time.monotonic())
+        view.clocks.reached_end("tx", 0, True)
+        view.clocks.read("label", 0, T - 1, now=time.monotonic())
+        answered = int(time.time() * 1000) - 1_000  # a second before the batch asks
+        view.clocks.read_to(0, 100, fetched_ms=answered)  # offsets 0-99
+        view.clocks.reached_end("label", 0, True, fetched_ms=answered)  # in that same answer
+        first = await asyncio.wait_for(view.wait_until_known(T, offsets={0: 99}), timeout=1)
+        # offset 100 came in no answer yet, and the labels' end is not known past the old one
+        later = asyncio.ensure_future(view.wait_until_known(T, offsets={0: 100}))
+        await asyncio.sleep(0.05)
+        still_waiting = not later.done()
+        later.cancel()
+        return first, still_waiting
+
+    assert asyncio.run(scenario()) == (True, True)
+
+
+def test_a_label_end_found_before_the_transactions_were_read_does_not_count():
+    c = label_found_at_its_end(quiet_s=0.0, fetched_ms=10_000)
+    c.read_to(0, 50, fetched_ms=10_020)  # the transactions came in a later answer
+    since = c.read_at({0: 49})
+    assert since == 10_020 and not c.knows(T, now=1.0, since_ms=since)
+    c.reached_end("label", 0, True, fetched_ms=10_020)
+    assert c.knows(T, now=1.0, since_ms=since)
