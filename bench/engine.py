@@ -133,6 +133,20 @@ class WorkerProcess:
         return sum(self.metric_sums("scorestream_examples_learned_total{",
                                     "scorestream_duplicate_examples_total{").values())
 
+    def latency_buckets(self) -> dict[float, float]:
+        """The worker's own event→score latency histogram (fetched → acknowledged), all topics:
+        upper bound in seconds → cumulative count."""
+        prefix = "scorestream_event_to_score_latency_seconds_bucket{"
+        url = f"http://127.0.0.1:{self.settings.web_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            lines = [line for line in response.read().decode().splitlines() if line.startswith(prefix)]
+        buckets: dict[float, float] = {}
+        for line in lines:
+            sample, value = line.rsplit(" ", 1)
+            bound = float(sample.split('le="', 1)[1].split('"', 1)[0])
+            buckets[bound] = buckets.get(bound, 0.0) + float(value)
+        return buckets
+
     def waited(self) -> dict[str, float]:
         """Seconds the worker's fetch loop has waited so far, by cause (its /metrics)."""
         sums = self.metric_sums(*WAIT_SAMPLES.values())
@@ -379,14 +393,19 @@ def _run_engine(cmd: tuple[str, ...], base: Settings, backlog: list[Event], work
                   f"{procs[0].log_path.parent}; {dump_stacks(procs[0])})", flush=True)
         if paced_pool and run.complete:
             run.paced_rate = run.events_per_s / 2
+            in_worker = procs[0].latency_buckets()
             run.latency_ms = asyncio.run(_paced_latency(settings, paced_pool, run.paced_rate,
                                                         paced_seconds, after))
+            run.latency_ms["in_worker_p99"] = bucket_quantile(in_worker, procs[0].latency_buckets(), 0.99)
             if fixed_rate:
                 rest = paced_pool[run.latency_ms["events"]:]
                 now = asyncio.run(end_offsets(settings, SCORE_TOPICS))
                 run.fixed_rate = fixed_rate
+                in_worker = procs[0].latency_buckets()
                 run.latency_fixed_ms = asyncio.run(_paced_latency(settings, rest, fixed_rate,
                                                                   paced_seconds, now))
+                run.latency_fixed_ms["in_worker_p99"] = bucket_quantile(
+                    in_worker, procs[0].latency_buckets(), 0.99)
         return run
     finally:
         if spy is not None:
@@ -395,6 +414,28 @@ def _run_engine(cmd: tuple[str, ...], base: Settings, backlog: list[Event], work
         for proc in procs + [p for p in (shadow, trainer) if p]:
             proc.stop()
         asyncio.run(delete_prefixed(settings, settings.app_id))
+
+
+def bucket_quantile(before: dict[float, float], after: dict[float, float], q: float) -> float:
+    """The ``q`` quantile, in ms, of what a cumulative histogram counted between two scrapes,
+    interpolated within its bucket as Prometheus' ``histogram_quantile`` does (nan if nothing).
+
+    >>> bucket_quantile({0.01: 0, 0.025: 0, float("inf"): 0}, {0.01: 90, 0.025: 100, float("inf"): 100}, 0.95)
+    17.5
+    """
+    bounds = sorted(after)
+    counts = [after[b] - before.get(b, 0.0) for b in bounds]
+    total = counts[-1] if counts else 0.0
+    if total <= 0:
+        return float("nan")
+    rank, lower, below = q * total, 0.0, 0.0
+    for bound, count in zip(bounds, counts, strict=True):
+        if count >= rank:
+            if bound == float("inf"):
+                return lower * 1000
+            return (lower + (bound - lower) * (rank - below) / max(count - below, 1e-12)) * 1000
+        lower, below = bound, count
+    return float("nan")
 
 
 async def _paced_latency(settings: Settings, pool: list[Event], rate: float, seconds: float,

@@ -233,7 +233,11 @@ def _note(label: str, result: dict | EngineRun) -> None:
                       f"p99 {lat['p99']:.1f} ms")
             if lat.get("p99_by_topic"):
                 by_topic = lat["p99_by_topic"].items()
-                extra += " (p99 " + ", ".join(f"{topic} {ms:.1f}" for topic, ms in by_topic) + ")"
+                extra += " (p99 " + ", ".join(f"{topic} {ms:.1f}" for topic, ms in by_topic)
+                if _number(lat.get("in_worker_p99")):
+                    extra += ("; in the worker, fetched → outputs and state acknowledged, "
+                              f"{lat['in_worker_p99']:.1f}")
+                extra += ")"
     if _number(data.get("scoring_only_per_s")):
         extra += (f"; scoring alone {data['scoring_only_per_s']:,.0f}/s, "
                   f"{data['examples']:,} examples learned")
