@@ -22,6 +22,7 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench import cores
 from bench.common import (
@@ -118,11 +119,15 @@ class WorkerProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:]
 
-    def metric_sums(self, *prefixes: str) -> dict[str, float]:
-        """For each prefix, the sum of this process's /metrics samples whose name{labels} starts with it."""
+    def metrics_text(self) -> str:
+        """This process's /metrics page."""
         url = f"http://127.0.0.1:{self.settings.web_port}/metrics"
         with urllib.request.urlopen(url, timeout=5) as response:
-            lines = response.read().decode().splitlines()
+            return response.read().decode()
+
+    def metric_sums(self, *prefixes: str) -> dict[str, float]:
+        """For each prefix, the sum of this process's /metrics samples whose name{labels} starts with it."""
+        lines = self.metrics_text().splitlines()
         return {prefix: sum(float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith(prefix))
                 for prefix in prefixes}
 
@@ -136,15 +141,13 @@ class WorkerProcess:
     def latency_buckets(self) -> dict[float, float]:
         """The worker's own event→score latency histogram (fetched → acknowledged), all topics:
         upper bound in seconds → cumulative count."""
-        prefix = "scorestream_event_to_score_latency_seconds_bucket{"
-        url = f"http://127.0.0.1:{self.settings.web_port}/metrics"
-        with urllib.request.urlopen(url, timeout=5) as response:
-            lines = [line for line in response.read().decode().splitlines() if line.startswith(prefix)]
         buckets: dict[float, float] = {}
-        for line in lines:
-            sample, value = line.rsplit(" ", 1)
-            bound = float(sample.split('le="', 1)[1].split('"', 1)[0])
-            buckets[bound] = buckets.get(bound, 0.0) + float(value)
+        for family in text_string_to_metric_families(self.metrics_text()):
+            if family.name == "scorestream_event_to_score_latency_seconds":
+                for sample in family.samples:
+                    if sample.name.endswith("_bucket"):
+                        bound = float(sample.labels["le"])
+                        buckets[bound] = buckets.get(bound, 0.0) + sample.value
         return buckets
 
     def waited(self) -> dict[str, float]:
