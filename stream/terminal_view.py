@@ -26,18 +26,19 @@ event→score latency was 0.5-0.8 s with labels in the benchmark's paced stream)
 Without it, the price is usually nothing: the view reads the transactions too, so the
 fetch answer that brought it a batch's transactions was answered after they were in
 Kafka, and when it found the label partitions at their end, the batch may go on
-(:meth:`InputClocks.read_at`). Otherwise (the view has not read them yet, or
-read them long ago) one fetch answered after the batch came: the view's consumer
-lets the broker hold a fetch at most :data:`FETCH_MAX_WAIT_MS` and polls every
-:data:`CONFIRM_POLL_MS` while a batch waits.
+(:meth:`InputClocks.read_at`). Otherwise (the view has not read them yet) one
+fetch answered after the batch came: the view's consumer lets the broker hold a
+fetch at most :data:`FETCH_MAX_WAIT_MS` and polls every :data:`CONFIRM_POLL_MS`
+while a batch waits.
 
 A transaction batch waits, once, until the view knows its newest transaction
 (:meth:`TerminalView.wait_until_known`), as the batch's prepare step: later
 transactions wait behind it, web events do not (``stream.batching.Preparations``).
-Why a view per worker rather than a repartition by terminal: no partition of it ever moves on a rebalance,
-nothing is held in a table, and a restart simply reads the topics again; the
-price is that each worker reads every transaction (a decode, ~3 µs) and holds
-``d`` + 30 days of them (about 100 bytes each).
+
+Why a view per worker rather than a repartition by terminal: no partition of it
+ever moves on a rebalance, nothing is held in a table, and a restart simply reads
+the topics again; the price is that each worker reads every transaction (a
+decode, ~3 µs) and holds ``d`` + 30 days of them (about 100 bytes each).
 """
 
 from __future__ import annotations
