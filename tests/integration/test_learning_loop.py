@@ -140,6 +140,7 @@ def test_every_label_is_learned_once_on_the_scored_features(engine, start_worker
 
 def test_two_workers_keep_identical_models(engine, start_worker, tmp_path):
     """Two replicas share the scoring, and each learns every example in the same order."""
+    from bench.common import group_stable
     from stream import model_store
     from tests.integration.conftest import free_port
 
@@ -150,6 +151,10 @@ def test_two_workers_keep_identical_models(engine, start_worker, tmp_path):
     first = start_worker(name="one")
     second_settings = replace(engine, home=tmp_path / "second", web_port=free_port())
     second = start_worker(second_settings, name="two")
+    # serving /metrics is not being in the group: produced before the rebalance, the stream can
+    # be scored by the first worker alone
+    assert asyncio.run(group_stable(engine, engine.app_id, 2)), "the two workers never formed a group"
+    time.sleep(1.0)  # the (empty) tables' recovery ends after the group is stable
     assert run_cli(engine, "produce", str(path)).returncode == 0
     consume(engine, (topics.TRANSACTION_SCORES, topics.LEAD_SCORES), n_inputs, timeout=300)
 
